@@ -1,0 +1,14 @@
+"""SatVision: deep learning on satellite imagery, as a QGIS Processing plugin and a Python package.
+
+This folder is both the QGIS plugin and the ``satvision`` Python package. Importing it needs no
+QGIS: QGIS calls :func:`classFactory`, which alone imports the QGIS side.
+"""
+
+__version__ = "0.1.0"
+
+
+def classFactory(iface):  # noqa: N802 - name required by QGIS
+    """QGIS plugin entry point."""
+    from .plugin import SatVisionPlugin
+
+    return SatVisionPlugin(iface)

@@ -1,0 +1,10 @@
+"""Processing algorithms: thin wrappers that read parameters, call the core, report outputs."""
+
+from __future__ import annotations
+
+
+def all_algorithms() -> list:
+    """A fresh instance of every SatVision algorithm (importing no heavy library)."""
+    from .diagnose import DiagnoseAlgorithm
+
+    return [DiagnoseAlgorithm()]

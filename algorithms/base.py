@@ -1,0 +1,62 @@
+"""What every SatVision algorithm shares: naming, help, icon, error translation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.dependencies import require
+from ..core.errors import SatVisionError
+
+ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
+
+
+class SatVisionAlgorithm(QgsProcessingAlgorithm):
+    """Base class. Subclasses set the class attributes and implement ``execute``.
+
+    ``execute`` (``run`` is taken by QGIS) gets the arguments of ``processAlgorithm``; any
+    :class:`SatVisionError` it raises (bad input, missing package, cancellation) becomes a
+    ``QgsProcessingException`` carrying the same message.
+    """
+
+    algorithm_id: str = ""
+    display_name: str = ""
+    group_name: str = ""
+    group_key: str = ""
+    help_text: str = ""
+    #: import names the algorithm needs; checked before ``run`` with an install hint
+    requires: tuple[str, ...] = ()
+
+    def name(self) -> str:
+        return self.algorithm_id
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        return self.display_name
+
+    def group(self) -> str:
+        return self.group_name
+
+    def groupId(self) -> str:  # noqa: N802 - QGIS API
+        return self.group_key
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        return self.help_text
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def createInstance(self):  # noqa: N802 - QGIS API
+        return type(self)()
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802 - QGIS API
+        try:
+            require(*self.requires)
+            return self.execute(parameters, context, feedback)
+        except SatVisionError as error:
+            raise QgsProcessingException(str(error)) from error
+
+    def execute(self, parameters, context, feedback) -> dict[str, Any]:
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""The ``satvision`` command line (also ``python -m satvision``)."""

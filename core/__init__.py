@@ -1,0 +1,1 @@
+"""QGIS-free core of SatVision: raster I/O, devices, diagnostics and shared errors."""

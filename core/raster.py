@@ -1,0 +1,170 @@
+"""Raster I/O shared by every algorithm: open, pick bands, read windows, write GeoTIFFs.
+
+Built on rasterio (Debian's build shares GDAL with QGIS). Reads are windowed so that memory
+follows the window, not the raster; writes are atomic (see :mod:`core.atomic`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioIOError
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from .atomic import atomic_path
+from .bands import check_band_positions, match_bands
+from .errors import RasterError
+
+#: Creation options for every GeoTIFF SatVision writes.
+GEOTIFF_CREATION_OPTIONS: Mapping[str, Any] = {
+    "tiled": True,
+    "blockxsize": 256,
+    "blockysize": 256,
+    "compress": "deflate",
+    "bigtiff": "if_safer",
+}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where pixels lie on the ground: CRS, affine transform and size."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        return abs(self.transform.a), abs(self.transform.e)
+
+
+@contextlib.contextmanager
+def open_raster(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetReader]:
+    """Open a raster for reading, failing with a message that names the file and the cause."""
+    file = Path(path)
+    if not file.exists():
+        raise RasterError(f"The raster {file} does not exist. Check the path.")
+    try:
+        dataset = rasterio.open(file)
+    except RasterioIOError as error:
+        raise RasterError(
+            f"GDAL cannot read {file} as a raster ({error}). Use a GeoTIFF or another "
+            "GDAL-readable raster format."
+        ) from error
+    with dataset:
+        yield dataset
+
+
+def grid_of(dataset: rasterio.io.DatasetReader) -> Grid:
+    """The grid of ``dataset``; fails clearly when the raster has no CRS."""
+    if dataset.crs is None:
+        raise RasterError(
+            f"The raster {dataset.name} has no coordinate reference system, so results could "
+            "not be placed on the map. Assign one first (QGIS: Raster > Projections > Assign "
+            "Projection, or gdal_edit.py -a_srs EPSG:XXXX FILE)."
+        )
+    return Grid(dataset.crs, dataset.transform, dataset.width, dataset.height)
+
+
+def band_descriptions(dataset: rasterio.io.DatasetReader) -> list[str | None]:
+    """Band descriptions of ``dataset``, one per band (``None`` where a band has none)."""
+    return [description or None for description in dataset.descriptions]
+
+
+def select_bands(
+    dataset: rasterio.io.DatasetReader,
+    wanted: Sequence[str],
+    positions: Sequence[int] | None = None,
+) -> list[int]:
+    """1-based indexes of the bands that provide ``wanted``.
+
+    By default bands are matched by description (``B02`` matches ``B2``, ``red`` matches
+    ``B4``). An explicit ``positions`` list maps model bands to raster bands by number instead.
+    """
+    if positions:
+        return check_band_positions(positions, dataset.count, wanted)
+    return match_bands(wanted, band_descriptions(dataset), source=f"the raster {Path(dataset.name).name}")
+
+
+def read_window(
+    dataset: rasterio.io.DatasetReader,
+    band_indexes: Sequence[int],
+    window: Window,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``window`` of the chosen bands as float32, with a validity mask.
+
+    The window may reach past the raster's edges: the outside is filled with 0 and marked
+    invalid, so callers can pad edge tiles without cropping. A pixel is valid when every
+    selected band is valid there according to GDAL's mask (nodata value, mask band or alpha)
+    and its value is finite.
+
+    Returns ``(data, valid)`` with shapes ``(bands, height, width)`` and ``(height, width)``.
+    """
+    indexes = list(band_indexes)
+    data = dataset.read(indexes, window=window, boundless=True, fill_value=0, out_dtype="float32")
+    masks = dataset.read_masks(indexes, window=window, boundless=True)
+    valid = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
+    data[:, ~valid] = 0.0
+    return data, valid
+
+
+def geotiff_profile(
+    grid: Grid,
+    count: int,
+    dtype: str,
+    nodata: float | int | None = None,
+) -> dict[str, Any]:
+    """A rasterio profile for a tiled, compressed GeoTIFF on ``grid``."""
+    predictor = 3 if np.dtype(dtype).kind == "f" else 2
+    small = grid.width < 256 or grid.height < 256
+    options = dict(GEOTIFF_CREATION_OPTIONS)
+    if small:  # GDAL requires tiles no larger than needed; strips suit small rasters
+        options = {key: value for key, value in options.items() if not key.startswith(("tiled", "block"))}
+    return {
+        "driver": "GTiff",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "nodata": nodata,
+        "predictor": predictor,
+        **options,
+    }
+
+
+@contextlib.contextmanager
+def write_geotiff(
+    path: str | os.PathLike[str],
+    grid: Grid,
+    count: int,
+    dtype: str,
+    *,
+    nodata: float | int | None = None,
+    band_names: Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """Open a GeoTIFF for writing on ``grid``; it appears at ``path`` only when complete.
+
+    Writes go to a temporary file beside ``path`` that is renamed when the ``with`` block
+    ends without an exception; on an exception (a failure or a cancellation) it is removed.
+    """
+    if band_names is not None and len(band_names) != count:
+        raise ValueError(f"{len(band_names)} band names given for {count} bands")
+    with atomic_path(path) as temporary:
+        with rasterio.open(temporary, "w", **geotiff_profile(grid, count, dtype, nodata)) as writer:
+            for index, name in enumerate(band_names or [], start=1):
+                writer.set_band_description(index, name)
+            if tags:
+                writer.update_tags(**tags)
+            yield writer

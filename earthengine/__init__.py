@@ -1,0 +1,1 @@
+"""Google Earth Engine access (QGIS-free): credentials, requests and downloads."""

