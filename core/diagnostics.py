@@ -83,7 +83,7 @@ def collect_report(qgis_version: str | None = None, user_model_dirs: Iterable[st
         "missing_packages": sorted(name for name, version in versions.items() if version is None),
         "compute_device": compute_device_report(),
         "model_folders": {"bundled": str(_bundled_dir()), "user": folders},
-        "models": [entry.summary() for entry in list_models(folders)],
+        "models": [entry.summary(include_card=True) for entry in list_models(folders)],
         "earth_engine": credentials_status(),
         "environment": {name: os.environ[name] for name in ("QGIS_PLUGINPATH", "SATVISION_MODELS_DIR") if name in os.environ},
     }

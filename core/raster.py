@@ -161,7 +161,8 @@ def write_geotiff(
     """
     if band_names is not None and len(band_names) != count:
         raise ValueError(f"{len(band_names)} band names given for {count} bands")
-    with atomic_path(path) as temporary:
+    # Internal masks keep every output a single file that the atomic rename moves whole.
+    with atomic_path(path) as temporary, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(temporary, "w", **geotiff_profile(grid, count, dtype, nodata)) as writer:
             for index, name in enumerate(band_names or [], start=1):
                 writer.set_band_description(index, name)

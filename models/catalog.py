@@ -32,8 +32,8 @@ class ModelEntry:
     def name(self) -> str:
         return self.card.name if self.card else self.path.stem
 
-    def summary(self) -> dict:
-        """A JSON-friendly description for listings and diagnostics."""
+    def summary(self, include_card: bool = False) -> dict:
+        """A JSON-friendly description for listings; ``include_card`` adds the whole card."""
         info: dict = {"name": self.name, "path": str(self.path), "source": self.source, "valid": self.card is not None}
         if self.card:
             info.update(
@@ -44,6 +44,8 @@ class ModelEntry:
                 classes=self.card.class_names(),
                 license=self.card.license,
             )
+            if include_card:
+                info["card"] = self.card.to_dict()
         else:
             info["error"] = self.error
         return info

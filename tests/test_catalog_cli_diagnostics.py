@@ -15,6 +15,7 @@ from satvision.core.dependencies import install_hint, require
 from satvision.core.diagnostics import collect_report, format_report
 from satvision.core.errors import MissingDependencyError
 from satvision.models.catalog import list_models
+from satvision.models.modelfile import read_card
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,7 @@ def test_diagnostics_report_versions_device_models_and_credentials(saved_model):
         assert device["threads"] == torch.get_num_threads()
     assert [model["name"] for model in report["models"] if model["source"] == "user"] == ["tiny-water-unet"]
     assert report["models"][-1]["task"] == "segmentation"
+    assert report["models"][-1]["card"] == read_card(saved_model).to_dict()
     text = format_report(report)
     assert "compute_device:" in text and "tiny-water-unet" in text
 
@@ -151,3 +153,16 @@ def test_cli_sample_data_writes_the_scene_and_a_preview(tmp_path):
         assert dataset.read(4).mean() > 0  # the 20 m band was resampled onto the 10 m grid
     with Image.open(tmp_path / "s2.png") as preview:
         assert preview.mode == "RGBA" and max(preview.size) == 1024
+
+
+def test_the_core_imports_without_qgis_or_torch():
+    """Architecture rule: models, raster core, Earth Engine client and CLI are plain Python."""
+    code = (
+        "import sys, satvision, satvision.models, satvision.models.modelfile, satvision.core.raster, "
+        "satvision.core.diagnostics, satvision.earthengine.credentials, satvision.cli.main, satvision.training; "
+        "loaded = sorted(name for name in ('qgis', 'processing', 'torch') if name in sys.modules); "
+        "print(','.join(loaded))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == ""

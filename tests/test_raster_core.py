@@ -88,6 +88,21 @@ def test_nodata_pixels_are_invalid(tmp_path):
     assert (data[:, ~valid] == 0).all()
 
 
+def test_gdal_mask_bands_mark_invalid_pixels(tmp_path):
+    """Validity also comes from a GDAL mask band (no nodata value), as QGIS and GDAL tools write."""
+    grid = Grid(rasterio.crs.CRS.from_epsg(32618), from_origin(435730, 4179460, 10, 10), 300, 260)
+    path = tmp_path / "masked.tif"
+    mask = np.full((260, 300), 255, dtype=np.uint8)
+    mask[:, :100] = 0
+    with write_geotiff(path, grid, 1, "uint16") as writer:
+        writer.write(np.full((1, 260, 300), 900, dtype=np.uint16))
+        writer.write_mask(mask)
+    with open_raster(path) as dataset:
+        assert dataset.nodata is None
+        _, valid = read_window(dataset, [1], Window(50, 0, 100, 10))
+    assert not valid[:, :50].any() and valid[:, 50:].all()
+
+
 def test_written_geotiffs_keep_crs_transform_nodata_names_and_tags_exactly(scene, tmp_path):
     output = tmp_path / "out" / "copy.tif"
     with open_raster(scene) as source:
