@@ -37,7 +37,7 @@ system-deps:
 	  apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-$(INSTALLED): requirements/ml.txt requirements/test.txt pyproject.toml | system-deps
+$(INSTALLED): requirements/ml.txt requirements/train.txt requirements/test.txt pyproject.toml | system-deps
 	@test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	@# pin numpy to the system's build: GDAL, rasterio and PyQGIS are compiled against it
 	$(SYSTEM_PYTHON) -c 'import numpy; print(f"numpy=={numpy.__version__}")' > $(VENV)/constraints.txt

@@ -6,5 +6,6 @@ from __future__ import annotations
 def all_algorithms() -> list:
     """A fresh instance of every SatVision algorithm (importing no heavy library)."""
     from .diagnose import DiagnoseAlgorithm
+    from .segment_water import SegmentWaterAlgorithm
 
-    return [DiagnoseAlgorithm()]
+    return [DiagnoseAlgorithm(), SegmentWaterAlgorithm()]

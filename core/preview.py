@@ -42,3 +42,31 @@ def write_true_colour_png(raster: str | os.PathLike[str], png: str | os.PathLike
     with atomic_path(png) as temporary:
         Image.fromarray(read_true_colour(raster, max_side), mode="RGBA").save(temporary, format="PNG")
     return Path(png)
+
+
+def write_outline_preview(
+    raster: str | os.PathLike[str],
+    mask: str | os.PathLike[str],
+    png: str | os.PathLike[str],
+    max_side: int = 1600,
+    colour: tuple[int, int, int] = (255, 230, 0),
+) -> Path:
+    """True colour of ``raster`` with the outlines of ``mask`` (1 = inside) drawn over it.
+
+    The mask must lie on the raster's grid (as SatVision's masks do); both are read decimated
+    to at most ``max_side`` pixels, so memory stays small for any raster size.
+    """
+    from PIL import Image
+
+    rgba = read_true_colour(raster, max_side)
+    with open_raster(mask) as dataset:
+        inside = dataset.read(1, out_shape=rgba.shape[:2]) == 1
+    interior = inside.copy()
+    interior[1:, :] &= inside[:-1, :]
+    interior[:-1, :] &= inside[1:, :]
+    interior[:, 1:] &= inside[:, :-1]
+    interior[:, :-1] &= inside[:, 1:]
+    rgba[inside & ~interior, :3] = colour
+    with atomic_path(png) as temporary:
+        Image.fromarray(rgba, mode="RGBA").save(temporary, format="PNG")
+    return Path(png)

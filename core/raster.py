@@ -110,9 +110,22 @@ def read_window(
     Returns ``(data, valid)`` with shapes ``(bands, height, width)`` and ``(height, width)``.
     """
     indexes = list(band_indexes)
-    data = dataset.read(indexes, window=window, boundless=True, fill_value=0, out_dtype="float32")
-    masks = dataset.read_masks(indexes, window=window, boundless=True)
-    valid = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
+    height, width = int(window.height), int(window.width)
+    data = np.zeros((len(indexes), height, width), dtype=np.float32)
+    valid = np.zeros((height, width), dtype=bool)
+    # Read only the part inside the raster and pad by hand: boundless reads are slower and
+    # not allowed on warped VRTs.
+    top, left = int(window.row_off), int(window.col_off)
+    inner_top, inner_left = max(top, 0), max(left, 0)
+    inner_bottom, inner_right = min(top + height, dataset.height), min(left + width, dataset.width)
+    if inner_bottom <= inner_top or inner_right <= inner_left:
+        return data, valid
+    inner = Window(inner_left, inner_top, inner_right - inner_left, inner_bottom - inner_top)
+    rows = slice(inner_top - top, inner_bottom - top)
+    columns = slice(inner_left - left, inner_right - left)
+    data[:, rows, columns] = dataset.read(indexes, window=inner, out_dtype="float32")
+    masks = dataset.read_masks(indexes, window=inner)
+    valid[rows, columns] = np.all(masks > 0, axis=0) & np.all(np.isfinite(data[:, rows, columns]), axis=0)
     data[:, ~valid] = 0.0
     return data, valid
 

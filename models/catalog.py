@@ -88,3 +88,53 @@ def list_models(
     if task is not None:
         entries = [entry for entry in entries if entry.card is not None and entry.card.task == task]
     return entries
+
+
+#: The bundled model each task uses when the user names none.
+DEFAULT_MODEL_FILES = {"segmentation": "water-default.safetensors", "classification": "landcover-default.safetensors"}
+
+
+def default_model_path(task: str) -> Path:
+    """The bundled default model of ``task``; a clear error when it is not installed."""
+    file = BUNDLED_MODELS_DIR / DEFAULT_MODEL_FILES.get(task, f"{task}-default.safetensors")
+    if not file.is_file():
+        raise SatVisionError(
+            f"The bundled default {task} model ({file}) is missing. Reinstall the plugin, choose a "
+            f"model file, or train one with `satvision train {task}`."
+        )
+    return file
+
+
+def resolve_model(reference: str | os.PathLike[str] | None, task: str, user_dirs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """A model file from what a user typed: empty (the bundled default), a path, or a model name."""
+    if reference is None or not str(reference).strip():
+        return default_model_path(task)
+    path = Path(str(reference).strip()).expanduser()
+    if path.suffix or path.exists() or os.sep in str(reference):
+        return path  # a path; load_model reports a missing or unsuitable file precisely
+    entries = list_models(user_dirs, task=task)
+    for entry in entries:
+        if entry.name == str(reference).strip():
+            return entry.path
+    available = ", ".join(entry.name for entry in entries) or "none"
+    raise SatVisionError(
+        f"No {task} model named {str(reference).strip()!r} was found (available: {available}). "
+        "Give a model file path or a name from `satvision models list`."
+    )
+
+
+DEFAULT_MODELS = {"segmentation": "water-default.safetensors"}
+
+
+def default_model_path(task: str) -> Path:
+    """The bundled default model file of ``task``; fails naming the file and how to make it."""
+    if task not in DEFAULT_MODELS:
+        raise SatVisionError(f"There is no default {task} model; choose a model file.")
+    path = BUNDLED_MODELS_DIR / DEFAULT_MODELS[task]
+    if not path.is_file():
+        raise SatVisionError(
+            f"No model was given and the default {task} model {path} is missing. Pass a model file "
+            f"(--model FILE), or train one with `satvision train {task} --data DATA --output DIR` and copy "
+            f"DIR/model.safetensors to {path}."
+        )
+    return path

@@ -1,4 +1,8 @@
-"""Segmentation architectures (UNet family) for the architecture factory."""
+"""Segmentation architectures (UNet family) for the architecture factory.
+
+The network modules live in their own files and are imported inside the builders, so torch
+and smp are only imported when a network is actually built.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,33 @@ if TYPE_CHECKING:
 SMP = ("torch", "segmentation_models_pytorch")
 
 
+def prune_unused_stages(network: "torch.nn.Module", depth: int) -> "torch.nn.Module":
+    """Replace encoder stages deeper than ``depth`` by identities.
+
+    smp builds every stage of an encoder even when ``encoder_depth`` < 5 and only skips them in
+    ``forward``; their weights would still fill the model file (8.4 M of ResNet18's 11.2 M
+    parameters are in its last stage). The stages come from the encoder's ``get_stages()``.
+    """
+    import torch
+
+    encoder = network.encoder
+    stages = encoder.get_stages() if hasattr(encoder, "get_stages") else {}
+    unused = {
+        id(module)
+        for stride, modules in stages.items()
+        if stride > 2**depth
+        for stage in modules
+        for module in stage.modules()
+    }
+    for name, module in list(encoder.named_modules()):
+        if name and id(module) in unused:
+            parent_name, _, child = name.rpartition(".")
+            parent = encoder.get_submodule(parent_name) if parent_name else encoder
+            if id(parent) not in unused:
+                setattr(parent, child, torch.nn.Identity())
+    return network
+
+
 @register("unet", task="segmentation", description="UNet on any smp encoder (ResNet50 as in the seed)", requires=SMP)
 def build_unet(card: ModelCard) -> "torch.nn.Module":
     import segmentation_models_pytorch as smp
@@ -20,4 +51,31 @@ def build_unet(card: ModelCard) -> "torch.nn.Module":
     params = dict(card.architecture.params)
     params.setdefault("encoder_name", "resnet50")
     params["encoder_weights"] = None  # weights come from the model file, never from a hub
-    return smp.Unet(in_channels=len(card.bands), classes=len(card.classes), **params)
+    network = smp.Unet(in_channels=len(card.bands), classes=len(card.classes), **params)
+    return prune_unused_stages(network, params.get("encoder_depth", 5))
+
+
+@register(
+    "attention_unet",
+    task="segmentation",
+    description="Attention U-Net: UNet with additive attention gates on every skip (Oktay et al. 2018), any smp encoder",
+    requires=SMP,
+)
+def build_attention_unet(card: ModelCard) -> "torch.nn.Module":
+    from .attention_unet import AttentionUnet
+
+    network = AttentionUnet(in_channels=len(card.bands), classes=len(card.classes), **card.architecture.params)
+    return prune_unused_stages(network, card.architecture.params.get("encoder_depth", 5))
+
+
+@register(
+    "unet3plus",
+    task="segmentation",
+    description="UNet 3+: full-scale skips, deep supervision, classification-guided tile gate (Huang et al. 2020), any smp encoder",
+    requires=SMP,
+)
+def build_unet3plus(card: ModelCard) -> "torch.nn.Module":
+    from .unet3plus import UNet3Plus
+
+    network = UNet3Plus(in_channels=len(card.bands), classes=len(card.classes), **card.architecture.params)
+    return prune_unused_stages(network, card.architecture.params.get("encoder_depth", 5))

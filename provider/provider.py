@@ -40,6 +40,20 @@ class SatVisionProvider(QgsProcessingProvider):
     def unload(self) -> None:
         settings.remove_settings()
 
+    def supportedOutputVectorLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
+        from ..core.vectorize import OUTPUT_DRIVERS
+
+        return [extension.lstrip(".") for extension in OUTPUT_DRIVERS]
+
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
+        return ["tif"]
+
+    def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # noqa: N802 - QGIS API
+        return "gpkg"
+
+    def defaultRasterFileExtension(self) -> str:  # noqa: N802 - QGIS API
+        return "tif"
+
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         from ..algorithms import all_algorithms
 

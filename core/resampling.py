@@ -1,0 +1,63 @@
+"""Bringing rasters to a model's ground sample distance and back.
+
+A raster in a geographic CRS, or at another pixel size than the model's GSD, is read through a
+GDAL warped VRT on an estimated UTM grid at the model's GSD (windowed reads, so memory stays
+bounded); results computed there are warped back onto the input grid the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import array_bounds
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform, transform as transform_points
+
+from .raster import Grid
+
+#: Relative pixel-size difference under which a raster counts as being at the model's GSD.
+GSD_TOLERANCE = 0.02
+
+
+def utm_crs_for(longitude: float, latitude: float) -> CRS:
+    """The WGS 84 / UTM zone CRS of a point (EPSG:326xx north, 327xx south)."""
+    zone = min(60, max(1, math.floor((longitude + 180.0) / 6.0) + 1))
+    return CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
+
+
+def is_utm(crs: CRS) -> bool:
+    epsg = crs.to_epsg() or 0
+    return 32601 <= epsg <= 32660 or 32701 <= epsg <= 32760
+
+
+def grid_centre_lonlat(grid: Grid) -> tuple[float, float]:
+    west, south, east, north = array_bounds(grid.height, grid.width, grid.transform)
+    lons, lats = transform_points(grid.crs, CRS.from_epsg(4326), [(west + east) / 2], [(south + north) / 2])
+    return lons[0], lats[0]
+
+
+def needs_resampling(grid: Grid, gsd_m: float) -> bool:
+    """True when ``grid`` is not a UTM grid at ``gsd_m`` metres (within :data:`GSD_TOLERANCE`)."""
+    if not is_utm(grid.crs):
+        return True
+    return any(abs(size - gsd_m) / gsd_m > GSD_TOLERANCE for size in grid.pixel_size)
+
+
+def model_grid(grid: Grid, gsd_m: float) -> Grid:
+    """The UTM grid at ``gsd_m`` covering ``grid`` (its own UTM zone when it already is UTM)."""
+    target_crs = grid.crs if is_utm(grid.crs) else utm_crs_for(*grid_centre_lonlat(grid))
+    bounds = array_bounds(grid.height, grid.width, grid.transform)
+    west, south, east, north = bounds[0], bounds[1], bounds[2], bounds[3]
+    transform, width, height = calculate_default_transform(
+        grid.crs, target_crs, grid.width, grid.height, left=west, bottom=south, right=east, top=north, resolution=gsd_m
+    )
+    return Grid(target_crs, transform, width, height)
+
+
+def warped(dataset, grid: Grid, resampling: Resampling = Resampling.bilinear, **options) -> WarpedVRT:
+    """A windowed-readable view of ``dataset`` on ``grid``."""
+    return WarpedVRT(
+        dataset, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, resampling=resampling, **options
+    )

@@ -1,0 +1,108 @@
+"""The water-segmentation job: raster in, water polygons (plus optional rasters) out.
+
+Used by the ``satvision:segmentwater`` algorithm and by scripts. Nothing appears at the output
+paths until the whole job has succeeded: rasters are computed in a scratch folder and moved
+into place at the end, polygons are written atomically, and a failure or cancellation removes
+everything the run wrote.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..core.atomic import ensure_writable_folder
+from ..core.errors import OperationCancelled
+from ..core.vectorize import VectorizeSummary, vectorize_mask
+from ..models.catalog import resolve_model
+from ..models.card import ModelCard
+from ..models.modelfile import load_model
+from .predictor import Predictor
+from .segment import SegmentationRun, SegmentationSettings, segment_raster
+
+#: Share of the progress bar spent on inference; vectorising takes the rest.
+INFERENCE_SHARE = 0.85
+
+
+@dataclass
+class WaterResult:
+    card: ModelCard
+    model_path: Path
+    run: SegmentationRun
+    polygons: VectorizeSummary
+    polygons_path: Path
+    probability_path: Path | None
+    mask_path: Path | None
+    warnings: list[str]
+
+
+def segment_water(
+    raster: str | Path,
+    polygons_path: str | Path,
+    *,
+    model: str | None = None,
+    probability_path: str | Path | None = None,
+    mask_path: str | Path | None = None,
+    settings: SegmentationSettings = SegmentationSettings(),
+    min_area_m2: float = 0.0,
+    simplify_m: float = 0.0,
+    user_model_dirs: Iterable[str] = (),
+    progress: Callable[[float], None] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> WaterResult:
+    """Segment water in ``raster`` and write polygons to ``polygons_path`` (any OGR format by extension)."""
+    report = progress or (lambda fraction: None)
+    cancelled = is_cancelled or (lambda: False)
+    say = log or (lambda message: None)
+    polygons_path = Path(polygons_path)
+    for target in (polygons_path, probability_path, mask_path):
+        if target:
+            ensure_writable_folder(Path(target))  # fail before minutes of inference, not after
+    model_path = resolve_model(model, "segmentation", user_model_dirs)
+    network, card = load_model(model_path, task="segmentation")
+    predictor = Predictor(network, card, settings.device)
+    say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m) on {predictor.label}")
+
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix=".satvision-", dir=polygons_path.parent) as scratch:
+        probability_scratch = Path(scratch) / "probability.tif"
+        mask_scratch = Path(scratch) / "mask.tif"
+        try:
+            run = segment_raster(
+                raster, predictor, probability_scratch, mask_scratch, settings,
+                progress=lambda fraction: report(INFERENCE_SHARE * fraction), is_cancelled=cancelled,
+            )
+            warnings = []
+            if run.skipped_tiles == run.tile_count:
+                warnings.append("The raster has no valid pixels (all nodata) in the processed area: no water polygons.")
+            for note in run.notes:
+                say(f"Note: {note}")
+            if cancelled():
+                raise OperationCancelled("Cancelled: no output was written.")
+            polygons = vectorize_mask(
+                mask_scratch, polygons_path, probability_path=probability_scratch,
+                min_area_m2=min_area_m2, simplify_m=simplify_m,
+                progress=lambda fraction: report(INFERENCE_SHARE + (1 - INFERENCE_SHARE) * fraction),
+                is_cancelled=cancelled,
+            )
+            written.append(polygons_path)
+            for source, target in ((probability_scratch, probability_path), (mask_scratch, mask_path)):
+                if target:
+                    shutil.move(str(source), str(target))
+                    written.append(Path(target))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+    say(
+        f"{run.tile_count} tiles ({run.skipped_tiles} without data skipped) in {run.seconds:.1f} s "
+        f"(model forward {run.forward_seconds:.1f} s); {polygons.polygon_count} water polygons, "
+        f"{polygons.total_area_m2 / 1e6:.3f} km²"
+    )
+    return WaterResult(card, model_path, run, polygons, polygons_path,
+                       Path(probability_path) if probability_path else None,
+                       Path(mask_path) if mask_path else None, warnings)

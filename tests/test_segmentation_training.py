@@ -1,0 +1,435 @@
+"""Segmentation training: data, split and patches, augmentation, losses, metrics, the trainer on
+every UNet-family architecture, and the ``train`` / ``evaluate`` / ``compare`` commands, on tiny
+synthetic Sentinel-2-like image/label GeoTIFF pairs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from satvision.cli.main import main as satvision_main
+from satvision.core.errors import SatVisionError
+from satvision.models.modelfile import load_model, read_card, save_model
+from satvision.training.augment import AugmentSettings, PatchAugmentation
+from satvision.training.losses import DiceCrossEntropyLoss, SegmentationObjective, build_loss
+from satvision.training.metrics import SegmentationMetrics
+from satvision.training.segmentation_data import (
+    IGNORE_INDEX,
+    PatchSettings,
+    PatchSource,
+    TileSet,
+    TrainPatches,
+    find_pairs,
+    split_pairs,
+    water_fraction,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+BANDS = ["B2", "B3", "B4", "B8"]
+SIZE = 192
+NODATA = 0
+# Reflectance of water and land per band (B2, B3, B4, B8): water is dark in NIR, brighter in green.
+WATER = np.array([0.07, 0.08, 0.05, 0.02])
+LAND = np.array([0.05, 0.07, 0.08, 0.30])
+TINY = ["--encoder", "resnet18", "--encoder-depth", "3", "--decoder-channels", "16,8,8", "--cat-channels", "8",
+        "--patch-size", "64", "--batch-size", "4", "--seed", "0", "--device", "cpu", "--quiet"]
+
+
+def write_pair(folder: Path, name: str, seed: int, size: int = SIZE) -> None:
+    """A 4-band uint16 image (reflectance × 10000, nodata 0 in one corner) and its water label
+    (1 water, 0 land, 255 in a few unlabelled strips; label nodata 255)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    field = (np.sin(2 * np.pi * x / rng.uniform(70, 110) + rng.uniform(0, 6))
+             + np.sin(2 * np.pi * y / rng.uniform(70, 110) + rng.uniform(0, 6)))
+    water = field > 0.3
+    reflectance = np.where(water[None], WATER[:, None, None], LAND[:, None, None])
+    reflectance = reflectance + rng.normal(0, 0.006, reflectance.shape)
+    image = np.clip(reflectance * 10000, 1, 65535).astype(np.uint16)
+    image[:, :12, :12] = NODATA
+    label = water.astype(np.uint8)
+    label[100:103, :] = 255
+    profile = {"driver": "GTiff", "width": size, "height": size, "crs": CRS.from_epsg(32618),
+               "transform": from_origin(400000 + 5000 * seed, 4200000, 10, 10)}
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "labels").mkdir(parents=True, exist_ok=True)
+    with rasterio.open(folder / "images" / name, "w", count=4, dtype="uint16", nodata=NODATA, **profile) as out:
+        out.write(image)
+        for index, band in enumerate(BANDS, start=1):
+            out.set_band_description(index, band)
+    with rasterio.open(folder / "labels" / name, "w", count=1, dtype="uint8", nodata=255, **profile) as out:
+        out.write(label[None])
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("water-data")
+    for seed in range(3):
+        write_pair(folder, f"scene{seed}.tif", seed)
+    return folder
+
+
+def run_cli(*arguments: str, capsys=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "satvision", *arguments], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> Path:
+    """`satvision train segmentation` for 2 epochs of a tiny UNet on CPU (a real subprocess)."""
+    output = tmp_path_factory.mktemp("trained")
+    completed = run_cli("train", "segmentation", "--data", str(dataset), "--output", str(output), *TINY,
+                        "--epochs", "2", "--patches-per-epoch", "8", "--license", "CC0-1.0",
+                        "--processing-levels", "L1C,L2A", "--simulate-l2a", "0.5", "--lr", "3e-3")
+    assert completed.returncode == 0, completed.stderr
+    assert "model.safetensors" in completed.stdout
+    return output
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_pairs_from_folder_and_manifests(dataset, tmp_path):
+    pairs = find_pairs(dataset)
+    assert [pair.name for pair in pairs] == ["scene0", "scene1", "scene2"]
+    assert all(pair.label == dataset / "labels" / pair.image.name for pair in pairs)
+    (tmp_path / "m.csv").write_text("image,label\n" + "".join(
+        f"{dataset}/images/scene{i}.tif,{dataset}/labels/scene{i}.tif\n" for i in range(3)))
+    assert find_pairs(tmp_path / "m.csv") == pairs
+    manifest = dataset / "manifest.json"  # relative paths, resolved against the manifest's folder
+    manifest.write_text(json.dumps([{"image": f"images/scene{i}.tif", "label": f"labels/scene{i}.tif"} for i in range(3)]))
+    try:
+        assert [(p.image.resolve(), p.label.resolve()) for p in find_pairs(manifest)] == [
+            (p.image.resolve(), p.label.resolve()) for p in pairs]
+    finally:
+        manifest.unlink()
+    (tmp_path / "bad.json").write_text(json.dumps([{"image": "missing.tif", "label": "x.tif"}]))
+    with pytest.raises(SatVisionError, match="missing.tif"):
+        find_pairs(tmp_path / "bad.json")
+
+
+def test_split_keeps_pairs_together_and_repeats_by_seed(tmp_path):
+    for seed in range(7):
+        write_pair(tmp_path, f"s{seed}.tif", seed, size=64)
+    pairs = find_pairs(tmp_path)
+    split = split_pairs(pairs, seed=3)
+    parts = [split.train, split.validation, split.test]
+    assert [len(part) for part in parts] == [5, 1, 1] and split.by_image
+    names = [[region.pair.name for region in part] for part in parts]
+    assert sorted(sum(names, [])) == sorted(pair.name for pair in pairs)  # each pair in exactly one part
+    assert all(region.pair.label.name == region.pair.image.name and region.rows == 64 for part in parts for region in part)
+    again = split_pairs(list(reversed(pairs)), seed=3)
+    assert [[r.pair.name for r in part] for part in (again.train, again.validation, again.test)] == names
+    others = {tuple(r.pair.name for r in split_pairs(pairs, seed=s).validation) for s in range(8)}
+    assert len(others) > 1  # the seed matters
+
+
+def test_fewer_than_three_images_split_into_disjoint_row_bands(dataset):
+    pairs = find_pairs(dataset)[:2]
+    split = split_pairs(pairs, seed=0)
+    assert not split.by_image
+    for train, validation, test in zip(split.train, split.validation, split.test):
+        assert train.pair == validation.pair == test.pair
+        assert (train.row_start, train.row_stop, validation.row_stop, test.row_stop) == (0, 134, 163, SIZE)
+        assert validation.row_start == train.row_stop and test.row_start == validation.row_stop
+    # validation tiles never see training rows: rows outside the band are ignored and invalid
+    tiles = TileSet(PatchSource(BANDS), split.validation, 64)
+    for index in range(len(tiles)):
+        sample = tiles.sample(index)
+        region_index, y, _ = tiles.tiles[index]
+        region = split.validation[region_index]
+        rows = np.arange(y, y + 64)
+        outside = (rows < region.row_start) | (rows >= region.row_stop)
+        assert (sample.label[outside] == IGNORE_INDEX).all() and not sample.valid[outside].any()
+
+
+def test_patches_respect_the_water_fraction_and_ignore_nodata(dataset):
+    split = split_pairs(find_pairs(dataset), seed=0)
+    source = PatchSource(BANDS)
+    patches = TrainPatches(source, split.train, PatchSettings(64, 0.3, 0.5, max_tries=50), length=24, seed=1)
+    fractions = [patches.sample(index)[1] for index in range(24)]
+    assert all(0.3 <= fraction <= 0.5 for fraction in fractions)
+    first = patches[0]
+    assert first["values"].shape == (4, 64, 64) and first["target"].shape == (64, 64)
+    assert torch.equal(patches[5]["values"], patches[5]["values"])  # item i is a pure function of (seed, epoch, i)
+    # impossible bounds: the closest candidate is taken
+    strict = TrainPatches(source, split.train, PatchSettings(64, 0.99, 1.0, max_tries=5), length=4, seed=1)
+    assert all(strict.sample(i)[1] < 0.99 for i in range(4))
+    # image nodata (top-left corner) and unlabelled rows are ignored
+    region = split.train[0]
+    sample = source.reader(region.pair).read(region, 0, 0, 64)
+    assert not sample.valid[:12, :12].any() and (sample.label[:12, :12] == IGNORE_INDEX).all()
+    assert (sample.values[:, :12, :12] == 0).all()
+    below = source.reader(region.pair).read(region, 96, 0, 64)
+    assert (below.label[4:7] == IGNORE_INDEX).all() and below.valid[4:7].all()
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def test_augmentation_keeps_image_and_mask_aligned():
+    rng = np.random.default_rng(0)
+    coarse = torch.from_numpy(rng.random((1, 4, 8, 8)).astype(np.float32))
+    values = torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bilinear", align_corners=False)[0].numpy() * 3000
+    valid = np.ones((64, 64), bool)
+    valid[:, :6] = False
+    label = (values[3] > 1500).astype(np.uint8)
+    label[~valid] = IGNORE_INDEX
+    geometric = PatchAugmentation(AugmentSettings(elastic_p=0.0, jitter_p=0.0), 10000)
+    elastic = PatchAugmentation(AugmentSettings(elastic_p=1.0, elastic_alpha=40.0, jitter_p=0.0), 10000)
+    moved = 0
+    for seed in range(8):
+        torch.manual_seed(seed)
+        out_values, out_valid, out_label = geometric(values, valid, label)
+        labelled = out_label != IGNORE_INDEX
+        assert torch.equal((out_values[3] > 1500).long()[labelled], out_label[labelled])  # exact for flips/rotations
+        assert torch.equal(labelled, out_valid) and int(out_valid.sum()) == int(valid.sum())
+        moved += int(not torch.equal(out_valid, torch.from_numpy(valid)))
+        out_values, out_valid, out_label = elastic(values, valid, label)
+        labelled = out_label != IGNORE_INDEX
+        agreement = ((out_values[3] > 1500).long()[labelled] == out_label[labelled]).float().mean()
+        assert agreement > 0.97  # bilinear image vs nearest mask differ only on boundaries
+        assert (out_values[:, ~out_valid] == 0).all()
+    assert moved > 0
+
+
+def test_jitter_and_l2a_simulation_change_bands_not_labels():
+    values = np.stack([np.full((32, 32), 1000.0 + 500 * band) for band in range(4)]).astype(np.float32)
+    values[:, :4] += 300
+    valid, label = np.ones((32, 32), bool), np.zeros((32, 32), np.uint8)
+    torch.manual_seed(0)
+    l2a = PatchAugmentation(AugmentSettings(flips=False, rotations=False, elastic_p=0, jitter_p=0, simulate_l2a_p=1.0), 10000)
+    out, out_valid, out_label = l2a(values, valid, label)
+    darker = torch.from_numpy(values) - out
+    assert (darker > 0).all() and torch.equal(out_label, torch.zeros(32, 32, dtype=torch.long))
+    assert (darker[:, 0, 0] <= torch.tensor([1000.0, 1500, 2000, 2500])).all()  # at most each band's dark value
+    jitter = PatchAugmentation(AugmentSettings(flips=False, rotations=False, elastic_p=0, jitter_p=1.0, gain=0.1, offset=0.01), 10000)
+    out, _, _ = jitter(values, valid, label)
+    ratio = out[:, 10, 10] / torch.from_numpy(values[:, 10, 10])
+    assert ((ratio > 0.85) & (ratio < 1.15)).all() and not torch.allclose(ratio, ratio[0])  # per band
+
+
+# --------------------------------------------------------------------------- metrics and losses
+
+
+def test_metrics_on_a_hand_made_confusion():
+    target = torch.tensor([[[0, 0, 0, 1, 1, 1, 255, 255]]])
+    predicted = torch.tensor([[[0, 0, 1, 1, 1, 0, 1, 0]]])
+    logits = torch.stack([(predicted == 0).float(), (predicted == 1).float()], dim=1) * 2.0  # p(predicted) = e²/(1+e²)
+    metrics = SegmentationMetrics(["background", "water"])
+    metrics.update(logits, target)
+    result = metrics.compute()
+    # confusion [[2, 1], [1, 2]]; the two ignored pixels do not count
+    assert result["pixels"] == 6
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    assert result["iou_water"] == pytest.approx(2 / 4) and result["iou_background"] == pytest.approx(2 / 4)
+    assert result["mean_iou"] == pytest.approx(0.5)
+    assert result["dice"] == pytest.approx(2 * 2 / (3 + 3))
+    right, wrong = -math.log(math.exp(2) / (1 + math.exp(2))), -math.log(1 / (1 + math.exp(2)))
+    assert result["cross_entropy"] == pytest.approx((4 * right + 2 * wrong) / 6)
+    # the same from a probability and a mask (the inference engine's outputs); merging adds up
+    probability = torch.where(predicted == 1, 0.9, 0.1)
+    other = SegmentationMetrics(["background", "water"])
+    other.update_from_probability(predicted.numpy(), probability.numpy(), target.numpy())
+    assert other.compute()["iou_water"] == pytest.approx(0.5)
+    assert other.compute()["cross_entropy"] == pytest.approx((4 * -math.log(0.9) + 2 * -math.log(0.1)) / 6)
+    other.merge(metrics)
+    assert other.compute()["pixels"] == 12 and other.compute()["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_losses_ignore_unlabelled_pixels_and_add_deep_supervision():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8)
+    target = torch.randint(0, 2, (2, 8, 8))
+    ignored = target.clone()
+    ignored[:, :4] = IGNORE_INDEX
+    changed = logits.clone()
+    changed[:, :, :4] = torch.randn(2, 2, 4, 8) * 10  # only where ignored
+    for name in ("dice_ce", "ce", "dice", "focal", "lovasz", "jaccard", "tversky"):
+        loss = build_loss(name)
+        assert torch.isfinite(loss(logits, ignored)), name
+        assert loss(logits, ignored).item() == pytest.approx(loss(changed, ignored).item(), abs=1e-5), name
+    perfect = torch.stack([(target == 0).float(), (target == 1).float()], dim=1) * 20
+    assert DiceCrossEntropyLoss()(perfect, target) < 1e-3 < DiceCrossEntropyLoss()(-perfect, target)
+    objective = SegmentationObjective(build_loss("ce"), aux_weight=0.5, cgm_weight=2.0)
+    main = objective({"logits": logits}, target)
+    aux = [torch.randn(2, 2, 8, 8), torch.randn(2, 2, 8, 8)]
+    has_foreground = torch.tensor([[0.0, 3.0], [1.0, -1.0]])
+    ce = torch.nn.functional.cross_entropy
+    expected = (main + 0.5 * (ce(aux[0], target) + ce(aux[1], target)) / 2
+                + 2.0 * ce(has_foreground, torch.tensor([1, 1])))
+    total = objective({"logits": logits, "aux": aux, "has_foreground": has_foreground}, target)
+    assert total.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+def tiny_setup(dataset: Path, output: Path, architecture: str = "unet"):
+    """A tiny network of ``architecture`` with its card, the split and a patch source."""
+    from satvision.models.architectures import build_network
+    from satvision.training.segmentation import SegmentationTrainingSettings, _new_card
+
+    settings = SegmentationTrainingSettings(dataset, output, architecture=architecture, encoder="resnet18",
+                                            encoder_depth=3, decoder_channels=[16, 8, 8], cat_channels=8, patch_size=64)
+    pairs = find_pairs(dataset)
+    split = split_pairs(pairs, 0)
+    card = _new_card(settings, settings.architecture_params(), pairs, split, [0.06, 0.075, 0.065, 0.2], [0.01, 0.01, 0.015, 0.12])
+    torch.manual_seed(0)
+    return build_network(card), card, split, PatchSource(BANDS)
+
+
+@pytest.mark.parametrize("architecture", ["unet", "attention_unet", "unet3plus"])
+def test_every_architecture_trains_and_its_loss_falls(dataset, tmp_path, architecture):
+    from satvision.training.segmentation import SegmentationTask
+    from satvision.training.trainer import Trainer, TrainerConfig
+
+    network, card, split, source = tiny_setup(dataset, tmp_path, architecture)
+    # the same 8 patches every epoch (set_epoch is a no-op on a fixed dataset): the loss must fall
+    fixed = TrainPatches(source, split.train, PatchSettings(64), length=8, seed=0)
+    fixed.set_epoch = lambda epoch: None
+    config = TrainerConfig(epochs=4, batch_size=4, lr=3e-3, schedule="constant", device="cpu", quiet=True, monitor="val_loss")
+    result = Trainer(network, SegmentationTask(card), config, tmp_path).fit(fixed, TileSet(source, split.validation[:1], 64, max_tiles=2))
+    losses = [row["train_loss"] for row in result.history]
+    assert len(losses) == 4 and losses[-1] < losses[0] * 0.8, losses
+    assert hasattr(network, "training_outputs") == (architecture == "unet3plus")
+
+
+def test_an_interrupted_training_leaves_a_resumable_checkpoint(dataset, tmp_path):
+    from satvision.training.segmentation import SegmentationTask
+    from satvision.training.trainer import Trainer, TrainerConfig
+
+    network, card, split, source = tiny_setup(dataset, tmp_path)
+    train = TrainPatches(source, split.train, PatchSettings(64), length=8, seed=0)
+    validation = TileSet(source, split.validation[:1], 64, max_tiles=2)
+    config = TrainerConfig(epochs=3, batch_size=4, device="cpu", quiet=True, freeze_encoder_epochs=1)
+    polls = 0
+
+    def ctrl_c() -> bool:  # polled before every batch: epoch 1 has 2 training and 1 validation batch
+        nonlocal polls
+        polls += 1
+        if polls == 5:  # the second training step of epoch 2
+            raise KeyboardInterrupt
+        return False
+
+    encoder_before = {name: value.clone() for name, value in network.encoder.state_dict().items()}
+    decoder_before = {name: value.clone() for name, value in network.decoder.state_dict().items()}
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(network, SegmentationTask(card), config, tmp_path, save_weights=lambda path, weights: save_model(path, weights, card),
+                is_cancelled=ctrl_c).fit(train, validation)
+    state = torch.load(tmp_path / "checkpoints" / "last_state.pt", weights_only=True)
+    assert state["epoch"] == 1
+    saved, saved_card = load_model(tmp_path / "checkpoints" / "last.safetensors", task="segmentation")
+    assert saved_card == card
+    # epoch 1 froze the encoder (weights and batch-norm statistics), the decoder learnt
+    assert all(torch.equal(value, encoder_before[name]) for name, value in saved.encoder.state_dict().items())
+    assert not all(torch.equal(value, decoder_before[name]) for name, value in saved.decoder.state_dict().items())
+    resumed = Trainer(network, SegmentationTask(card), TrainerConfig(**{**config.__dict__, "resume": True}), tmp_path).fit(train, validation)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert [row["encoder_frozen"] for row in resumed.history] == [1, 0, 0]
+    assert torch.load(tmp_path / "checkpoints" / "last_state.pt", weights_only=True)["epoch"] == 3
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_train_command_writes_a_complete_model_folder(trained, dataset):
+    network, card = load_model(trained / "model.safetensors", task="segmentation")
+    assert card.architecture.id == "unet" and card.architecture.params["encoder_depth"] == 3
+    assert card.bands == BANDS and card.gsd_m == 10.0 and card.license == "CC0-1.0"
+    assert card.processing_levels == ["L1C", "L2A"]
+    assert card.tiling.tile_size == 64 and card.tiling.overlap == 8
+    assert [(c.name, c.colour) for c in card.classes] == [("background", "#000000"), ("water", "#1f78b4")]
+    # normalisation from the training patches' reflectance: close to the synthetic bands' values
+    assert card.normalisation.reflectance_scale == 10000.0
+    assert 0.04 < card.normalisation.mean[0] < 0.08 and 0.1 < card.normalisation.mean[3] < 0.3
+    assert card.normalisation.std[3] > 0.05
+    for name in ("accuracy", "iou_water", "mean_iou", "dice", "cross_entropy"):
+        assert 0 <= card.metrics[name] <= (1 if name != "cross_entropy" else 10), name
+        assert name in card.metrics["test"]
+    assert card.metrics["best_epoch"] in (1, 2) and card.metrics["epochs_trained"] == 2
+    assert "3 image/label pairs" in card.training_data
+    rows = list(csv.DictReader((trained / "log.csv").open()))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert {"lr", "train_loss", "val_loss", "iou_water", "dice", "accuracy", "cross_entropy", "seconds"} <= set(rows[0])
+    assert (trained / "curves.png").stat().st_size > 1000
+    triptychs = sorted((trained / "triptychs").glob("*.png"))
+    assert 1 <= len(triptychs) <= 4
+    assert {p.name for p in (trained / "checkpoints").iterdir()} >= {"last.safetensors", "last_state.pt", "best.safetensors"}
+    assert read_card(trained / "checkpoints" / "best.safetensors").bands == BANDS  # checkpoints are model files too
+    state = torch.load(trained / "checkpoints" / "last_state.pt", weights_only=True)
+    assert state["epoch"] == 2 and "optimizer" in state and "scheduler" in state
+    summary = json.loads((trained / "training.json").read_text())
+    assert summary["split"]["description"].startswith("split by image")
+
+
+def test_train_refuses_an_existing_run_and_resume_continues_it(trained, dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    arguments = ["train", "segmentation", "--data", str(dataset), "--output", str(copy), *TINY, "--patches-per-epoch", "8",
+                 "--lr", "3e-3"]
+    assert satvision_main([*arguments, "--epochs", "3"]) == 2  # existing checkpoint without --resume
+    assert satvision_main([*arguments, "--epochs", "3", "--resume"]) == 0
+    rows = list(csv.DictReader((copy / "log.csv").open()))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert rows[:2] == list(csv.DictReader((trained / "log.csv").open()))  # earlier rows kept as they were
+    assert torch.load(copy / "checkpoints" / "last_state.pt", weights_only=True)["epoch"] == 3
+    card = read_card(copy / "model.safetensors")
+    assert card.metrics["epochs_trained"] == 3
+    assert card.normalisation == read_card(trained / "model.safetensors").normalisation  # kept from the checkpoint
+
+
+def test_evaluate_command_prints_json_from_the_inference_engine(trained, dataset, capsys):
+    code = satvision_main(["evaluate", "segmentation", "--data", str(dataset), "--model", str(trained / "model.safetensors"),
+                           "--device", "cpu", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    for name in ("accuracy", "iou_water", "mean_iou", "dice", "cross_entropy"):
+        assert result[name] is not None and 0 <= result[name] <= (1 if name != "cross_entropy" else 20)
+    assert len(result["per_image"]) == 3
+    # every labelled pixel with image data counts: 3 images minus the ignored rows and the nodata corner
+    labelled = 3 * (SIZE * SIZE - 3 * SIZE - 12 * 12)
+    assert result["pixels"] == labelled == sum(item["pixels"] for item in result["per_image"])
+    code = satvision_main(["evaluate", "segmentation", "--data", str(dataset), "--model", str(trained / "model.safetensors"),
+                           "--device", "cpu", "--json", "--split", "test"])
+    single = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(single["per_image"]) == 1
+
+
+def test_evaluate_without_model_or_bundled_default_fails_clearly(dataset, tmp_path, monkeypatch, capsys):
+    import satvision.models.catalog as catalog
+
+    monkeypatch.setattr(catalog, "BUNDLED_MODELS_DIR", tmp_path / "empty")
+    assert satvision_main(["evaluate", "segmentation", "--data", str(dataset), "--json"]) == 2
+    error = capsys.readouterr().err
+    assert "water-default.safetensors" in error and "satvision train segmentation" in error
+    assert error.count("\n") == 1
+
+
+def test_compare_command_trains_all_three_and_writes_the_table(dataset, tmp_path, capsys):
+    output = tmp_path / "compare"
+    code = satvision_main(["compare", "segmentation", "--data", str(dataset), "--output", str(output), *TINY,
+                           "--epochs", "1", "--patches-per-epoch", "4", "--max-validation-tiles", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| Model | Accuracy | IoU | Dice | CE |" in printed
+    for title in ("| UNET |", "| Attention UNET |", "| UNET3+ |"):
+        assert title in printed
+    rows = list(csv.DictReader((output / "comparison.csv").open()))
+    assert [row["model"] for row in rows] == ["unet", "attention_unet", "unet3plus"]
+    assert all(int(row["parameters"]) > 0 for row in rows)
+    assert (output / "comparison.md").read_text().startswith("| Model |")
+    for architecture in ("unet", "attention_unet", "unet3plus"):
+        assert read_card(output / architecture / "model.safetensors").architecture.id == architecture

@@ -1,0 +1,145 @@
+"""Joint augmentation of multispectral patches and their labels (torchvision.transforms.v2).
+
+Geometric transforms (flips, 90° rotations, elastic distortion) move image, labels and the image
+validity together: labels and validity travel as one two-channel ``tv_tensors.Mask``, resampled
+with nearest neighbour and filled with 255 (ignore / invalid) where the distortion pulls in
+pixels from outside the patch.
+
+Radiometric transforms work per band on raw raster values, with offsets given in reflectance
+(``reflectance_scale`` converts): ``v2.ColorJitter`` only handles 1 or 3 channels.
+
+- :class:`MultispectralJitter`: a random gain and offset per band (brightness/contrast).
+- :class:`SimulateL2A`: subtracts a random share of each band's dark-object value (a low
+  percentile of the patch), imitating the atmospheric correction from L1C (top of atmosphere)
+  to L2A (surface reflectance), which removes path radiance and darkens mostly blue and green.
+  A model trained on L1C with this augmentation copes better with L2A inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from .segmentation_data import IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Which augmentations run, with what probability and strength."""
+
+    flips: bool = True
+    rotations: bool = True
+    elastic_p: float = 0.25
+    elastic_alpha: float = 30.0  # displacement strength in pixels (torchvision's alpha)
+    elastic_sigma: float = 5.0  # smoothness of the displacement field in pixels
+    jitter_p: float = 0.5
+    gain: float = 0.1  # per-band gain drawn from [1 - gain, 1 + gain]
+    offset: float = 0.01  # per-band offset drawn from [-offset, offset], in reflectance
+    simulate_l2a_p: float = 0.0
+    l2a_percentile: float = 1.0  # the dark-object value of a band: this percentile of its valid pixels
+    l2a_share: tuple[float, float] = (0.3, 1.0)  # share of the dark-object value subtracted
+
+
+class RandomRot90(v2.Transform):
+    """Rotate by a random multiple of 90° (exact: no interpolation)."""
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"k": int(torch.randint(0, 4, ()).item())}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if params["k"] == 0:
+            return inpt
+        return tv_tensors.wrap(torch.rot90(inpt.as_subclass(torch.Tensor), params["k"], dims=(-2, -1)), like=inpt)
+
+
+class MultispectralJitter(v2.Transform):
+    """Per-band ``value * gain + offset`` on images only, for any number of bands."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, gain: float, offset: float, reflectance_scale: float, p: float = 1.0) -> None:
+        super().__init__()
+        self.gain, self.offset, self.scale, self.p = gain, offset, float(reflectance_scale), p
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        bands = next(item for item in flat_inputs if isinstance(item, tv_tensors.Image)).shape[-3]
+        apply = bool(torch.rand(()) < self.p)
+        gain = 1.0 + (torch.rand(bands) * 2 - 1) * self.gain
+        offset = (torch.rand(bands) * 2 - 1) * self.offset * self.scale
+        return {"apply": apply, "gain": gain, "offset": offset}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not params["apply"]:
+            return inpt
+        out = inpt.as_subclass(torch.Tensor) * params["gain"][:, None, None] + params["offset"][:, None, None]
+        return tv_tensors.wrap(out.clamp_(min=0.0), like=inpt)
+
+
+class SimulateL2A(v2.Transform):
+    """Subtract a random share of each band's dark-object value (L1C → L2A look-alike).
+
+    The dark-object value is the ``percentile`` of the band's non-zero pixels in the patch (zero is
+    where there is no data); bright bands under haze lose more, as atmospheric correction does.
+    """
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, p: float, percentile: float = 1.0, share: tuple[float, float] = (0.3, 1.0)) -> None:
+        super().__init__()
+        self.p, self.percentile, self.share = p, percentile, share
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        bands = next(item for item in flat_inputs if isinstance(item, tv_tensors.Image)).shape[-3]
+        low, high = self.share
+        return {"apply": bool(torch.rand(()) < self.p), "share": low + torch.rand(bands) * (high - low)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not params["apply"]:
+            return inpt
+        values = inpt.as_subclass(torch.Tensor)
+        dark = torch.zeros(values.shape[-3])
+        for band in range(values.shape[-3]):
+            data = values[band].reshape(-1)
+            data = data[:: max(1, data.numel() // 16384)]  # a subsample is plenty for a low percentile
+            data = data[data > 0]
+            if data.numel():
+                rank = min(data.numel(), max(1, round(data.numel() * self.percentile / 100.0)))
+                dark[band] = torch.kthvalue(data.float(), rank).values
+        out = values - (params["share"] * dark)[:, None, None]
+        return tv_tensors.wrap(torch.where(values > 0, out.clamp(min=0.0), values), like=inpt)
+
+
+class PatchAugmentation:
+    """Callable ``(values, valid, label) → (values, valid, label)`` as tensors, for the datasets."""
+
+    def __init__(self, settings: AugmentSettings, reflectance_scale: float) -> None:
+        fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
+        steps: list[v2.Transform] = []
+        if settings.flips:
+            steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
+        if settings.rotations:
+            steps.append(RandomRot90())
+        if settings.elastic_p > 0:
+            elastic = v2.ElasticTransform(alpha=settings.elastic_alpha, sigma=settings.elastic_sigma, fill=fill)
+            steps.append(v2.RandomApply([elastic], p=settings.elastic_p))
+        if settings.simulate_l2a_p > 0:
+            steps.append(SimulateL2A(settings.simulate_l2a_p, settings.l2a_percentile, settings.l2a_share))
+        if settings.jitter_p > 0 and (settings.gain > 0 or settings.offset > 0):
+            steps.append(MultispectralJitter(settings.gain, settings.offset, reflectance_scale, p=settings.jitter_p))
+        self.transform = v2.Compose(steps)
+
+    def __call__(self, values: Any, valid: Any, label: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        image = tv_tensors.Image(torch.as_tensor(np.asarray(values), dtype=torch.float32))
+        # labels and validity as one mask: 255 in the validity channel (fill) means "no data"
+        mask = tv_tensors.Mask(torch.stack([torch.as_tensor(np.asarray(label), dtype=torch.uint8),
+                                            torch.as_tensor(np.asarray(valid), dtype=torch.uint8)]))
+        image, mask = self.transform(image, mask)
+        valid_out = mask[1] == 1
+        label_out = torch.where(valid_out, mask[0], IGNORE_INDEX)
+        values_out = image.as_subclass(torch.Tensor) * valid_out
+        return values_out, valid_out, label_out.long()

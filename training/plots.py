@@ -1,0 +1,102 @@
+"""Training pictures: loss and metric curves from ``log.csv``, prediction triptychs.
+
+Matplotlib with the Agg backend (no display, no Qt); every PNG is written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..core.atomic import atomic_path
+
+CURVE_METRICS = ("accuracy", "iou_water", "dice", "mean_iou")
+WATER_COLOUR = (0x1F / 255, 0x78 / 255, 0xB4 / 255)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    _pyplot().close(figure)
+    return Path(path)
+
+
+def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
+    """Train/validation loss, validation metrics and the learning rate by epoch."""
+    plt = _pyplot()
+    epochs = [int(row["epoch"]) for row in rows]
+    figure, (losses, metrics, rates) = plt.subplots(1, 3, figsize=(15, 4))
+    for name, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
+        losses.plot(epochs, [float(row[name]) for row in rows], marker="o", label=label)
+    losses.set_title("loss")
+    for name in CURVE_METRICS:
+        if rows and name in rows[0]:
+            metrics.plot(epochs, [float(row[name]) for row in rows], marker="o", label=name)
+    metrics.set_title("validation metrics")
+    metrics.set_ylim(0, 1.02)
+    rates.plot(epochs, [float(row["lr"]) for row in rows], marker="o")
+    rates.set_title("learning rate (end of epoch)")
+    rates.set_yscale("log")
+    for axis in (losses, metrics, rates):
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    losses.legend()
+    metrics.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def true_colour(values: np.ndarray, valid: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """An RGB float image of a patch: B4/B3/B2 when present, else the first three bands (or one
+    band as grey), each stretched between its 2nd and 98th percentile of valid pixels."""
+    from ..core.bands import normalise_band_name
+
+    names = [normalise_band_name(band) for band in bands]
+    if all(band in names for band in ("B4", "B3", "B2")):
+        channels = [names.index(band) for band in ("B4", "B3", "B2")]
+    else:
+        channels = [min(i, len(bands) - 1) for i in range(3)]
+    rgb = np.zeros((*values.shape[1:], 3), dtype=np.float32)
+    for out, channel in enumerate(channels):
+        band = values[channel]
+        data = band[valid]
+        low, high = np.percentile(data, (2, 98)) if data.size else (0.0, 1.0)
+        rgb[..., out] = np.clip((band - low) / max(high - low, 1e-6), 0, 1)
+    rgb[~valid] = 0
+    return rgb
+
+
+def plot_triptych(values: np.ndarray, valid: np.ndarray, probability: np.ndarray, label: np.ndarray,
+                  bands: Sequence[str], path: Path, title: str = "", ignore_index: int = 255) -> Path:
+    """Image (true colour), water probability and label of one patch, side by side."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    axes[0].imshow(true_colour(values, valid, bands))
+    axes[0].set_title("image")
+    shown = axes[1].imshow(np.ma.masked_where(~valid, probability), vmin=0, vmax=1, cmap="Blues")
+    axes[1].set_title("water probability")
+    figure.colorbar(shown, ax=axes[1], fraction=0.046)
+    colours = np.zeros((*label.shape, 3), dtype=np.float32)
+    colours[label == 1] = WATER_COLOUR
+    colours[label == ignore_index] = (0.6, 0.6, 0.6)
+    axes[2].imshow(colours)
+    axes[2].set_title("label (grey: ignored)")
+    for axis in axes:
+        axis.axis("off")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
