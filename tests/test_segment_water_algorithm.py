@@ -72,9 +72,13 @@ def test_water_polygons_from_the_real_scene(plugin, scene, water_model, tmp_path
         water_pixels = int((mask.read(1) == 1).sum())
     source = ogr.Open(str(output))
     layer = source.GetLayer(0)
-    assert layer.GetSpatialRef().GetAuthorityCode(None) == "32618"
-    assert {layer.GetLayerDefn().GetFieldDefn(i).GetName() for i in range(layer.GetLayerDefn().GetFieldCount())} >= {"area_m2", "perimeter_m", "mean_probability"}
+    epsg = layer.GetSpatialRef().GetAuthorityCode(None)
+    definition = layer.GetLayerDefn()
+    fields = {definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())}
     areas = [feature.GetField("area_m2") for feature in layer]
+    del layer, definition, source  # close before QGIS exits: GDAL objects freed later crash the process
+    assert epsg == "32618"
+    assert fields >= {"area_m2", "perimeter_m", "mean_probability"}
     assert min(areas) >= 200 and sum(areas) <= water_pixels * 100 + 1e-6 * water_pixels
     assert results["WATER_AREA_M2"] == pytest.approx(sum(areas))
 

@@ -60,7 +60,7 @@ from .segmentation_data import (
     split_pairs,
     water_fraction,
 )
-from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainerConfig, TrainingResult, read_log
+from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainerConfig, TrainingResult, check_new_run, read_log
 
 DEFAULT_BANDS = ("B2", "B3", "B4", "B8")
 DEFAULT_CLASSES = ("background", "water")
@@ -160,7 +160,6 @@ class SegmentationTrainingRun:
 
 def train_segmentation(settings: SegmentationTrainingSettings, is_cancelled: Callable[[], bool] | None = None) -> SegmentationTrainingRun:
     """Train a water segmentation model; see the module docstring for what is written."""
-    output = Path(settings.output)
     params = settings.architecture_params()
     if settings.patch_size % (2**settings.encoder_depth):
         raise SatVisionError(
@@ -171,12 +170,23 @@ def train_segmentation(settings: SegmentationTrainingSettings, is_cancelled: Cal
     pairs = find_pairs(settings.data)
     split = split_pairs(pairs, settings.seed)
     source = PatchSource(settings.bands, len(settings.class_names), settings.cache_mb * 2**20)
+    try:
+        return _train(settings, params, pairs, split, source, is_cancelled)
+    finally:
+        source.close()  # open rasters must not outlive GDAL (QGIS tears it down at exit)
+
+
+def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs, split: Split, source: PatchSource,
+           is_cancelled: Callable[[], bool] | None) -> SegmentationTrainingRun:
+    output = Path(settings.output)
     source.check(pairs)
     patch = PatchSettings(settings.patch_size, settings.min_water, settings.max_water, settings.max_tries,
                           unfiltered=settings.unfiltered_patches)
     length = settings.patches_per_epoch or default_patches_per_epoch(split.train, settings.patch_size, settings.trainer.batch_size)
 
     checkpoint = output / CHECKPOINTS / LAST_WEIGHTS
+    if not settings.trainer.resume:
+        check_new_run(output)
     if settings.trainer.resume and checkpoint.is_file():
         card = _checkpoint_card(checkpoint, settings, params)
     else:
@@ -195,23 +205,22 @@ def train_segmentation(settings: SegmentationTrainingSettings, is_cancelled: Cal
     task = SegmentationTask(card, settings.loss, settings.aux_weight, settings.cgm_weight)
     trainer = Trainer(network, task, settings.trainer, output,
                       save_weights=lambda path, weights: save_model(path, weights, card), is_cancelled=is_cancelled)
-    if trainer.is_main:
-        trainer.say(f"{split.describe()}; {length} patches per epoch of {settings.patch_size} px; "
-                     f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.device}")
+    trainer.say(f"{split.describe()}; {length} patches per epoch of {settings.patch_size} px; "
+                f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.device}")
     result = trainer.fit(train_data, val_data)
     validation = _clean({k: v for k, v in result.best_metrics.items() if k not in ("epoch", "lr", "train_loss", "encoder_frozen", "seconds")})
     if not validation:
         _, validation = trainer.evaluate(val_data, "validation")
         validation = _clean(validation)
     test_loss, test = trainer.evaluate(test_data, "test")
-    test = _clean({**test, "val_loss": test_loss})
+    test = _clean({**test, "loss": test_loss})
     metrics = {
         **{k: v for k, v in validation.items() if k != "val_loss"},
         "evaluated_on": "validation split, non-overlapping tiles of whole regions (argmax)",
         "best_epoch": result.best_epoch,
         "epochs_trained": result.last_epoch,
         "monitor": result.monitor,
-        "test": {k: v for k, v in test.items() if k != "val_loss"},
+        "test": test,
     }
     final_card = dataclasses.replace(card, metrics=metrics, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     model_path = output / "model.safetensors"

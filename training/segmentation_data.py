@@ -245,17 +245,16 @@ class PairReader:
         if self._image is not None:
             return
         try:
-            image = rasterio.open(self.pair.image)
-            label = rasterio.open(self.pair.label)
-        except rasterio.errors.RasterioIOError as error:
-            raise SatVisionError(f"GDAL cannot read {self.pair.image.name} or its label ({error}).") from error
-        self._indexes = select_bands(image, self.bands)
-        if (label.width, label.height) != (image.width, image.height):
-            raise SatVisionError(
-                f"The label {self.pair.label.name} is {label.width}×{label.height} px but its image "
-                f"{self.pair.image.name} is {image.width}×{image.height} px: labels must be on the image's grid."
-            )
-        self._image, self._label = image, label
+            self._image = rasterio.open(self.pair.image)
+            self._label = rasterio.open(self.pair.label)
+            self._indexes = select_bands(self._image, self.bands)
+            _check_grids(self._image, self._label, self.pair)
+        except Exception as error:
+            self.close()
+            if isinstance(error, rasterio.errors.RasterioIOError):
+                raise SatVisionError(f"GDAL cannot read {self.pair.image.name} or its label ({error}).") from error
+            raise
+        image, label = self._image, self._label
         nbytes = image.width * image.height * (len(self._indexes) * np.dtype(image.dtypes[0]).itemsize + 2)
         if self._cache_budget.take(nbytes):
             values = image.read(self._indexes)
@@ -298,6 +297,15 @@ class PairReader:
             if handle is not None:
                 handle.close()
         self._image = self._label = None
+        self._cached = None
+
+
+def _check_grids(image: Any, label: Any, pair: Pair) -> None:
+    if (label.width, label.height) != (image.width, image.height):
+        raise SatVisionError(
+            f"The label {pair.label.name} is {label.width}×{label.height} px but its image {pair.image.name} is "
+            f"{image.width}×{image.height} px: labels must be on the image's grid."
+        )
 
 
 def label_classes(raw: np.ndarray, labelled: np.ndarray, num_classes: int, name: str) -> np.ndarray:
@@ -363,16 +371,19 @@ class PatchSource:
             self._readers[pair] = PairReader(pair, self.bands, self.num_classes, self._budget)
         return self._readers[pair]
 
+    def close(self) -> None:
+        """Close every open raster (before the process or QGIS shuts GDAL down) and drop caches."""
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+        self._budget = _CacheBudget(self.cache_bytes)
+
     def check(self, pairs: Sequence[Pair]) -> None:
         """Fail early, naming the file, when a pair lacks a band or its grids differ."""
         for pair in pairs:
             with open_raster(pair.image) as image, open_raster(pair.label) as label:
                 select_bands(image, self.bands)
-                if (label.width, label.height) != (image.width, image.height):
-                    raise SatVisionError(
-                        f"The label {pair.label.name} ({label.width}×{label.height} px) is not on the grid of "
-                        f"{pair.image.name} ({image.width}×{image.height} px)."
-                    )
+                _check_grids(image, label, pair)
 
     def __getstate__(self) -> dict:
         return {"bands": self.bands, "num_classes": self.num_classes, "cache_bytes": self.cache_bytes}

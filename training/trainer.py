@@ -219,13 +219,15 @@ class Trainer:
         self.is_cancelled = is_cancelled or (lambda: False)
         device = (config.device or "auto").lower()
         mixed_precision = config.mixed_precision
-        if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        if mixed_precision != "no" and (device == "cpu" or (device == "auto" and not torch.cuda.is_available())):
             mixed_precision = "no"  # autocast on CPU is slower than float32
         if device.startswith("cuda") and not torch.cuda.is_available():
             from ..core.devices import resolve_device
 
             resolve_device(device)  # raises the clear "no CUDA" message
         self.accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
+        if mixed_precision != config.mixed_precision:
+            self.say(f"Mixed precision {config.mixed_precision} is for GPUs; training in float32 on the CPU.")
         set_seed(config.seed)
 
     # ------------------------------------------------------------------ public
@@ -245,6 +247,9 @@ class Trainer:
         started = time.perf_counter()
         config, accelerator = self.config, self.accelerator
         stopper = EarlyStopping(config.early_stopping_patience, config.monitor_mode)
+        monitored = ["val_loss", *(name for name in self.task.new_metrics().compute() if name != "pixels")]
+        if config.monitor not in monitored:
+            raise SatVisionError(f"Unknown metric to monitor {config.monitor!r}; choose one of {', '.join(monitored)}.")
         history: list[dict[str, Any]] = []
         first_epoch = 1
         state: dict[str, Any] | None = None
@@ -253,15 +258,12 @@ class Trainer:
             self._load_weights(self.checkpoints / LAST_WEIGHTS)
             stopper.load_state_dict(state["early_stopping"])
             first_epoch = int(state["epoch"]) + 1
-            history = read_log(self.output / LOG)[: int(state["epoch"])]
+            history = [row for row in read_log(self.output / LOG) if row.get("epoch", math.inf) <= int(state["epoch"])]
             self.say(f"Resuming after epoch {state['epoch']} from {self.checkpoints / LAST_STATE}")
         elif config.resume:
             self.say(f"Nothing to resume in {self.checkpoints}: starting a new training.")
-        elif self.has_checkpoint():
-            raise SatVisionError(
-                f"{self.output} already holds a training run ({CHECKPOINTS}/{LAST_STATE}). Continue it with "
-                "--resume, or choose another output folder."
-            )
+        else:
+            check_new_run(self.output)
 
         module = TrainingOutputs(self.network)
         optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -271,7 +273,7 @@ class Trainer:
             shuffle=False,  # items are already random draws, seeded by (seed, epoch, index)
             num_workers=config.workers,
             drop_last=len(train_data) >= config.batch_size * accelerator.num_processes,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=self.device.type == "cuda",
         )
         module, prepared_optimizer, loader = accelerator.prepare(module, optimizer, loader)
         steps_per_epoch = max(1, len(loader))
@@ -289,17 +291,15 @@ class Trainer:
             if stopper.should_stop:
                 break
             epoch_started = time.perf_counter()
-            if hasattr(train_data, "set_epoch"):
-                train_data.set_epoch(epoch)
+            # accelerate's loader passes its own epoch counter to ``dataset.set_epoch`` on every
+            # iteration (0, 1, … from this process start); setting it keeps resumed runs identical.
+            loader.set_epoch(epoch)
             frozen = epoch <= config.freeze_encoder_epochs
             train_loss = self._train_epoch(module, prepared_optimizer, scheduler, loader, epoch, encoder if frozen else None)
             val_loss, metrics = self.evaluate(val_data, description=f"epoch {epoch} validation")
             row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": val_loss,
                    **{name: value for name, value in metrics.items() if name != "pixels"},
                    "encoder_frozen": int(frozen), "seconds": round(time.perf_counter() - epoch_started, 3)}
-            if config.monitor not in row:
-                choices = [name for name in row if name not in ("epoch", "lr", "encoder_frozen", "seconds")]
-                raise SatVisionError(f"Unknown metric to monitor {config.monitor!r}; choose one of {', '.join(choices)}.")
             improved = stopper.update(float(row[config.monitor]), epoch)
             history.append(row)
             if self.is_main:
@@ -332,7 +332,7 @@ class Trainer:
         network = self.network.to(self.device)
         shard = Subset(data, range(accelerator.process_index, len(data), accelerator.num_processes))
         loader = DataLoader(shard, batch_size=self.config.batch_size, num_workers=self.config.workers,
-                            pin_memory=torch.cuda.is_available())
+                            pin_memory=self.device.type == "cuda")
         metrics = self.task.new_metrics()
         loss_sum = torch.zeros(2, dtype=torch.float64)
         was_training = network.training
@@ -433,6 +433,15 @@ def _summary(row: Mapping[str, Any], monitor: str, improved: bool) -> str:
     )
     mark = f"  ← best {monitor}" if improved else ""
     return f"epoch {row['epoch']}: {shown}, lr {row['lr']:.2e}, {row['seconds']:.1f} s{mark}"
+
+
+def check_new_run(output: Path) -> None:
+    """Refuse to start a new training over the checkpoints of another one."""
+    if (Path(output) / CHECKPOINTS / LAST_STATE).is_file():
+        raise SatVisionError(
+            f"{output} already holds a training run ({CHECKPOINTS}/{LAST_STATE}). Continue it with --resume, "
+            "or choose another output folder."
+        )
 
 
 def write_log(path: Path, rows: list[Mapping[str, Any]]) -> None:
