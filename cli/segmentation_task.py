@@ -52,7 +52,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     model.add_argument("--encoder", default="resnet34", help="smp encoder name (default resnet34; the seed used resnet50)")
     model.add_argument("--encoder-depth", type=int, default=5, help="encoder stages, 3–5 (default 5)")
     model.add_argument("--encoder-weights", default=None,
-                       help="initialise the encoder from smp's pretrained weights, e.g. imagenet (downloads once)")
+                       metavar="FILE",
+                       help="initialise the encoder from a local weights file (.safetensors, or a .pt/.pth state dict read "
+                            "with weights_only=True); SatVision never downloads weights")
     model.add_argument("--decoder-channels", type=_integers, default=None,
                        help="unet/attention_unet decoder widths, one per stage (default the last DEPTH of 256,128,64,32,16)")
     model.add_argument("--cat-channels", type=int, default=64, help="unet3plus channels per skip (default 64)")

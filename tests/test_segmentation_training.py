@@ -495,3 +495,24 @@ def test_compare_command_trains_all_three_and_writes_the_table(dataset, tmp_path
     assert (output / "comparison.md").read_text().startswith("| Model |")
     for architecture in ("unet", "attention_unet", "unet3plus"):
         assert read_card(output / architecture / "model.safetensors").architecture.id == architecture
+
+
+def test_encoder_weights_come_from_a_local_file_and_adapt_the_band_count(tmp_path):
+    """Pretrained encoders load from a local state dict (3-band RGB) into a 4-band network."""
+    import segmentation_models_pytorch as smp
+    import torch as _torch
+
+    from satvision.core.errors import SatVisionError
+    from satvision.training.segmentation import SegmentationTrainingSettings, _load_pretrained_encoder
+
+    rgb = smp.encoders.get_encoder("resnet18", in_channels=3, depth=3, weights=None)
+    _torch.save(rgb.state_dict(), tmp_path / "rgb.pth")
+    settings = SegmentationTrainingSettings(data=tmp_path, output=tmp_path / "o", encoder="resnet18", encoder_depth=3,
+                                            encoder_weights=str(tmp_path / "rgb.pth"))
+    network = smp.Unet("resnet18", encoder_depth=3, decoder_channels=(32, 16, 8), in_channels=4, classes=2, encoder_weights=None)
+    _load_pretrained_encoder(network, settings)
+    _torch.testing.assert_close(network.encoder.layer1[0].conv1.weight, rgb.layer1[0].conv1.weight)
+    _torch.testing.assert_close(network.encoder.conv1.weight[:, 3], rgb.conv1.weight[:, 0] * 0.75)
+    settings = SegmentationTrainingSettings(data=tmp_path, output=tmp_path / "o", encoder_weights="imagenet")
+    with pytest.raises(SatVisionError, match="never\\s+downloads"):
+        _load_pretrained_encoder(network, settings)

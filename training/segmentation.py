@@ -80,7 +80,7 @@ class SegmentationTrainingSettings:
     architecture: str = "unet"
     encoder: str = "resnet34"
     encoder_depth: int = 5
-    encoder_weights: str | None = None  # e.g. "imagenet": downloads smp's pretrained encoder once
+    encoder_weights: str | None = None  # a local encoder weights file (never a download)
     decoder_channels: list[int] | None = None  # unet / attention_unet; default the last `depth` of 256…16
     cat_channels: int = 64  # unet3plus
     bands: list[str] = field(default_factory=lambda: list(DEFAULT_BANDS))
@@ -295,18 +295,44 @@ def _checkpoint_card(checkpoint: Path, settings: SegmentationTrainingSettings, p
 
 
 def _load_pretrained_encoder(network: torch.nn.Module, settings: SegmentationTrainingSettings) -> None:
-    """Initialise ``network.encoder`` from smp's pretrained weights (a download on first use)."""
-    from segmentation_models_pytorch.encoders import get_encoder
+    """Initialise ``network.encoder`` from a local weights file (no hub: SatVision never downloads).
 
-    try:
-        pretrained = get_encoder(settings.encoder, in_channels=len(settings.bands), depth=settings.encoder_depth,
-                                 weights=settings.encoder_weights)
-    except Exception as error:  # network, unknown weights name, hub errors: all end here
+    The file is a safetensors file or a pickled state dict (read with ``weights_only=True``) of
+    the encoder, e.g. an ImageNet ResNet saved by ``torch.save(model.state_dict(), path)``; keys may
+    carry an ``encoder.`` prefix. Input convolutions for another band count are adapted the way
+    smp does it: RGB filters are cycled over the bands and rescaled by 3 / bands.
+    """
+    from pathlib import Path
+
+    from ..models.legacy import read_checkpoint_tensors
+
+    source = Path(settings.encoder_weights)
+    if not source.is_file():
         raise SatVisionError(
-            f"Could not get the {settings.encoder_weights!r} weights of encoder {settings.encoder} ({error}). "
-            "Check the name and the internet connection, or train without --encoder-weights."
-        ) from error
-    network.encoder.load_state_dict(pretrained.state_dict())
+            f"--encoder-weights must be a local weights file; {source} does not exist. SatVision never "
+            "downloads weights: save the encoder's state dict on a machine with access and pass its path."
+        )
+    if source.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(source))
+    else:
+        tensors = read_checkpoint_tensors(source)
+    tensors = {key.removeprefix("encoder."): value for key, value in tensors.items()}
+    target = network.encoder.state_dict()
+    loaded = {}
+    for key, value in tensors.items():
+        if key not in target:
+            continue
+        wanted = target[key]
+        if value.shape != wanted.shape and value.dim() == 4 and value.shape[0] == wanted.shape[0] and value.shape[2:] == wanted.shape[2:]:
+            bands = wanted.shape[1]
+            value = value[:, [index % value.shape[1] for index in range(bands)]] * (value.shape[1] / bands)
+        if value.shape == wanted.shape:
+            loaded[key] = value
+    if not loaded:
+        raise SatVisionError(f"{source.name} holds no weights for the {settings.encoder} encoder (no matching names and shapes).")
+    network.encoder.load_state_dict(loaded, strict=False)
 
 
 def _write_triptychs(network: torch.nn.Module, task: SegmentationTask, tiles: TileSet, bands: Sequence[str],
