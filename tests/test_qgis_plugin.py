@@ -21,15 +21,6 @@ from satvision.algorithms.base import SatVisionAlgorithm
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def plugin(qgis_processing, qgis_iface):
-    """The plugin as QGIS desktop starts it: classFactory(iface) then initGui()."""
-    instance = satvision.classFactory(qgis_iface)
-    instance.initGui()
-    yield instance
-    instance.unload()
-
-
 def test_metadata_declares_a_processing_provider_and_the_package_version():
     parser = configparser.ConfigParser()
     parser.read(ROOT / "metadata.txt", encoding="utf-8")

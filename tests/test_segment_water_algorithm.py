@@ -43,14 +43,6 @@ def water_model(tmp_path_factory) -> Path:
     return save_model(tmp_path_factory.mktemp("models") / "tiny-water.safetensors", network.state_dict(), card)
 
 
-@pytest.fixture
-def plugin(qgis_processing, qgis_iface):
-    instance = satvision.classFactory(qgis_iface)
-    instance.initGui()
-    yield instance
-    instance.unload()
-
-
 def run(parameters: dict, feedback: QgsProcessingFeedback | None = None) -> dict:
     import processing
 
