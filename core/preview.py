@@ -13,6 +13,13 @@ from .raster import open_raster, select_bands
 TRUE_COLOUR = ("B4", "B3", "B2")
 
 
+def stretch(band: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``band`` scaled to [0, 1] between the 2nd and 98th percentile of its valid pixels."""
+    values = band[valid]
+    low, high = np.percentile(values, (2, 98)) if values.size else (0.0, 1.0)
+    return np.clip((band - low) / max(high - low, 1e-6), 0, 1)
+
+
 def read_true_colour(raster: str | os.PathLike[str], max_side: int = 1024) -> np.ndarray:
     """An RGBA uint8 array of the raster's B4/B3/B2, at most ``max_side`` pixels wide or high.
 
@@ -27,10 +34,7 @@ def read_true_colour(raster: str | os.PathLike[str], max_side: int = 1024) -> np
         valid = np.all(dataset.read_masks(indexes, out_shape=(len(indexes), *shape)) > 0, axis=0)
     rgba = np.zeros((*shape, 4), dtype=np.uint8)
     for channel, band in enumerate(data):
-        values = band[valid]
-        low, high = np.percentile(values, (2, 98)) if values.size else (0.0, 1.0)
-        stretched = np.clip((band - low) / max(high - low, 1e-6), 0, 1)
-        rgba[..., channel] = (stretched * 255).astype(np.uint8)
+        rgba[..., channel] = (stretch(band, valid) * 255).astype(np.uint8)
     rgba[..., 3] = np.where(valid, 255, 0)
     return rgba
 

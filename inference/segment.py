@@ -9,6 +9,7 @@ such a grid and the results warped back onto the input grid.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -122,8 +123,9 @@ def segment_raster(
             ) as scratch:
                 model_probability = Path(scratch) / "probability.tif"
                 job.share = 0.9
+                # only the probability is needed on the model grid: the mask is made after warping back
                 job.run(view, band_indexes, Window(0, 0, view.width, view.height), processing_grid,
-                        model_probability, Path(scratch) / "mask.tif", class_name, tags)
+                        model_probability, None, class_name, tags)
                 _warp_back(model_probability, output_grid, probability_path, mask_path, settings.threshold,
                            class_name, tags, cancelled, input_validity=(dataset, band_indexes, window))
     run.seconds = time.perf_counter() - started
@@ -164,7 +166,8 @@ class _TileJob:
         self.run_info = run
         self.share = 1.0  # fraction of the progress bar this pass covers
 
-    def run(self, source, band_indexes, window: Window, grid: Grid, probability_path, mask_path, class_name, tags) -> None:
+    def run(self, source, band_indexes, window: Window, grid: Grid, probability_path, mask_path: Path | None,
+            class_name, tags) -> None:
         layout = TileLayout(int(window.width), int(window.height), self.tile, self.overlap)
         blender = StripBlender(layout, self.batch_size)
         rows_in_flight = layout.rows_in_flight(self.batch_size)
@@ -177,8 +180,8 @@ class _TileJob:
 
         with write_geotiff(probability_path, grid, 1, "float32", nodata=PROBABILITY_NODATA,
                            band_names=[f"{class_name}_probability"], tags=tags) as probability_out, \
-             write_geotiff(mask_path, grid, 1, "uint8", nodata=MASK_NODATA,
-                           band_names=[f"{class_name}_mask"], tags=tags) as mask_out, \
+             (write_geotiff(mask_path, grid, 1, "uint8", nodata=MASK_NODATA, band_names=[f"{class_name}_mask"], tags=tags)
+              if mask_path else contextlib.nullcontext()) as mask_out, \
              _StripReader(source, band_indexes, window, layout) as strips:
 
             def process() -> None:
@@ -218,8 +221,8 @@ class _TileJob:
     def _write_rows(self, first_row: int, blended: np.ndarray, covered: np.ndarray, probability_out, mask_out) -> None:
         rows = Window(0, first_row, blended.shape[1], blended.shape[0])
         probability_out.write(np.where(covered, blended, PROBABILITY_NODATA).astype(np.float32)[None], window=rows)
-        mask = np.where(covered, (blended >= self.threshold).astype(np.uint8), MASK_NODATA).astype(np.uint8)
-        mask_out.write(mask[None], window=rows)
+        if mask_out is not None:
+            mask_out.write(_mask(blended, covered, self.threshold)[None], window=rows)
 
 
 class _StripReader:
@@ -263,6 +266,11 @@ class _StripReader:
         return self._current[1]
 
 
+def _mask(probability: np.ndarray, covered: np.ndarray, threshold: float) -> np.ndarray:
+    """1 where the class probability reaches ``threshold``, 0 elsewhere, nodata where uncovered."""
+    return np.where(covered, probability >= threshold, MASK_NODATA).astype(np.uint8)
+
+
 def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path, threshold, class_name, tags, cancelled,
                input_validity) -> None:
     """Warp the probability computed on the model grid onto ``grid``, strip by strip.
@@ -286,5 +294,4 @@ def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path,
             covered = (probability != PROBABILITY_NODATA) & valid
             probability[~covered] = PROBABILITY_NODATA
             probability_out.write(probability[None], window=rows)
-            mask = np.where(covered, (probability >= threshold).astype(np.uint8), MASK_NODATA).astype(np.uint8)
-            mask_out.write(mask[None], window=rows)
+            mask_out.write(_mask(probability, covered, threshold)[None], window=rows)

@@ -44,6 +44,12 @@ def prune_unused_stages(network: "torch.nn.Module", depth: int) -> "torch.nn.Mod
     return network
 
 
+def _build(network_class: type, card: ModelCard, params: dict) -> "torch.nn.Module":
+    """Input channels from the card's bands, outputs from its classes, unused stages pruned."""
+    network = network_class(in_channels=len(card.bands), classes=len(card.classes), **params)
+    return prune_unused_stages(network, params.get("encoder_depth", 5))
+
+
 @register("unet", task="segmentation", description="UNet on any smp encoder (ResNet50 as in the seed)", requires=SMP)
 def build_unet(card: ModelCard) -> "torch.nn.Module":
     import segmentation_models_pytorch as smp
@@ -51,8 +57,7 @@ def build_unet(card: ModelCard) -> "torch.nn.Module":
     params = dict(card.architecture.params)
     params.setdefault("encoder_name", "resnet50")
     params["encoder_weights"] = None  # weights come from the model file, never from a hub
-    network = smp.Unet(in_channels=len(card.bands), classes=len(card.classes), **params)
-    return prune_unused_stages(network, params.get("encoder_depth", 5))
+    return _build(smp.Unet, card, params)
 
 
 @register(
@@ -64,8 +69,7 @@ def build_unet(card: ModelCard) -> "torch.nn.Module":
 def build_attention_unet(card: ModelCard) -> "torch.nn.Module":
     from .attention_unet import AttentionUnet
 
-    network = AttentionUnet(in_channels=len(card.bands), classes=len(card.classes), **card.architecture.params)
-    return prune_unused_stages(network, card.architecture.params.get("encoder_depth", 5))
+    return _build(AttentionUnet, card, card.architecture.params)
 
 
 @register(
@@ -77,5 +81,4 @@ def build_attention_unet(card: ModelCard) -> "torch.nn.Module":
 def build_unet3plus(card: ModelCard) -> "torch.nn.Module":
     from .unet3plus import UNet3Plus
 
-    network = UNet3Plus(in_channels=len(card.bands), classes=len(card.classes), **card.architecture.params)
-    return prune_unused_stages(network, card.architecture.params.get("encoder_depth", 5))
+    return _build(UNet3Plus, card, card.architecture.params)

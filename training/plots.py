@@ -63,6 +63,7 @@ def true_colour(values: np.ndarray, valid: np.ndarray, bands: Sequence[str]) -> 
     """An RGB float image of a patch: B4/B3/B2 when present, else the first three bands (or one
     band as grey), each stretched between its 2nd and 98th percentile of valid pixels."""
     from ..core.bands import normalise_band_name
+    from ..core.preview import stretch
 
     names = [normalise_band_name(band) for band in bands]
     if all(band in names for band in ("B4", "B3", "B2")):
@@ -71,10 +72,7 @@ def true_colour(values: np.ndarray, valid: np.ndarray, bands: Sequence[str]) -> 
         channels = [min(i, len(bands) - 1) for i in range(3)]
     rgb = np.zeros((*values.shape[1:], 3), dtype=np.float32)
     for out, channel in enumerate(channels):
-        band = values[channel]
-        data = band[valid]
-        low, high = np.percentile(data, (2, 98)) if data.size else (0.0, 1.0)
-        rgb[..., out] = np.clip((band - low) / max(high - low, 1e-6), 0, 1)
+        rgb[..., out] = stretch(values[channel], valid)
     rgb[~valid] = 0
     return rgb
 
