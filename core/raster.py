@@ -29,8 +29,34 @@ GEOTIFF_CREATION_OPTIONS: Mapping[str, Any] = {
     "blockxsize": 256,
     "blockysize": 256,
     "compress": "deflate",
+    "zlevel": 1,  # a third of the default level's time; float probabilities hardly compress further
     "bigtiff": "if_safer",
 }
+
+#: GDAL's block cache during a streaming job. GDAL keeps every block it reads or writes in one
+#: process-wide cache of 5 % of the RAM by default, so a long sequential pass over a large raster
+#: grows the process by up to that much for no gain (each block is used once).
+STREAMING_BLOCK_CACHE_BYTES = 128 * 2**20
+
+
+@contextlib.contextmanager
+def bounded_block_cache(limit_bytes: int = STREAMING_BLOCK_CACHE_BYTES) -> Iterator[None]:
+    """Cap GDAL's (global) block cache at ``limit_bytes`` during the ``with`` block, then restore it.
+
+    Memory of raster work must depend on tile and batch size only, not on the raster's size.
+    A smaller cap that is already set (by the user or QGIS) is left alone.
+    """
+    from osgeo import gdal
+
+    previous = gdal.GetCacheMax()
+    lowered = previous > limit_bytes
+    if lowered:
+        gdal.SetCacheMax(limit_bytes)
+    try:
+        yield
+    finally:
+        if lowered:
+            gdal.SetCacheMax(previous)
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,28 @@ def read_window(
     data[:, rows, columns] = dataset.read(indexes, window=inner, out_dtype="float32")
     masks = dataset.read_masks(indexes, window=inner)
     valid[rows, columns] = np.all(masks > 0, axis=0) & np.all(np.isfinite(data[:, rows, columns]), axis=0)
+    data[:, ~valid] = 0.0
+    return data, valid
+
+
+def read_resampled(
+    dataset: rasterio.io.DatasetReader,
+    band_indexes: Sequence[int],
+    window: Window,
+    size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``window`` (inside the raster) resampled to ``size = (height, width)`` pixels.
+
+    Values are GDAL averages of valid pixels, validity the nearest source pixel's. GDAL
+    resamples chunk by chunk, so memory follows ``size``, not the window.
+    """
+    from rasterio.enums import Resampling
+
+    indexes = list(band_indexes)
+    shape = (len(indexes), *size)
+    data = dataset.read(indexes, window=window, out_shape=shape, resampling=Resampling.average, out_dtype="float32")
+    masks = dataset.read_masks(indexes, window=window, out_shape=shape, resampling=Resampling.nearest)
+    valid = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
     data[:, ~valid] = 0.0
     return data, valid
 

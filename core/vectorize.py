@@ -28,12 +28,11 @@ from rasterio.windows import Window
 from .atomic import atomic_path
 from .errors import OperationCancelled, RasterError, SatVisionError
 from .raster import Grid, grid_of, open_raster
+from .vector_io import OUTPUT_DRIVERS, check as _check, created_dataset as _created_dataset
+from .vector_io import output_driver, remove_sqlite_sidecars as _remove_sqlite_sidecars, transaction as _transaction
 
 #: The largest window (pixels a side) read from the probability raster at once.
 BLOCK_SIZE = 1024
-
-#: Output formats by file extension.
-OUTPUT_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".fgb": "FlatGeobuf"}
 
 CANCELLED_MESSAGE = "Cancelled: no output was written."
 
@@ -78,7 +77,7 @@ def vectorize_mask(
     mask's CRS. On failure or cancellation no output and no temporary file is left.
     """
     output = Path(output_path)
-    driver_name = _output_driver(output)
+    driver_name = output_driver(output, "water polygons")
     if min_area_m2 < 0 or simplify_m < 0:
         raise SatVisionError("The minimum area and the simplification tolerance cannot be negative.")
     reporter = _Reporter(progress, is_cancelled)
@@ -118,22 +117,6 @@ def vectorize_mask(
 
     reporter.report(1.0, check=False)  # written: too late to cancel
     return VectorizeSummary(count, total_area, dropped, output)
-
-
-def _output_driver(output: Path) -> str:
-    suffix = output.suffix.lower()
-    if suffix == ".shp":
-        raise SatVisionError(
-            f"Cannot write {output.name}: shapefiles are several files (.shp, .shx, .dbf, .prj) "
-            "that cannot be written atomically, and they truncate field names and stop at 2 GB. "
-            "Use a GeoPackage (.gpkg) instead."
-        )
-    if suffix not in OUTPUT_DRIVERS:
-        raise SatVisionError(
-            f"Cannot write water polygons to {output.name}: the extension '{suffix or '(none)'}' "
-            "is not supported. Use .gpkg (GeoPackage), .geojson or .fgb (FlatGeobuf)."
-        )
-    return OUTPUT_DRIVERS[suffix]
 
 
 def _check_same_grid(probability: rasterio.io.DatasetReader, grid: Grid, mask_path: Path) -> None:
@@ -389,17 +372,6 @@ def _clip(polygon: ogr.Geometry, transform: Affine, window: Window) -> ogr.Geome
 
 
 @contextlib.contextmanager
-def _transaction(dataset: ogr.DataSource) -> Iterator[None]:
-    """One transaction around many inserts (a GeoPackage commits each insert otherwise)."""
-    if not dataset.TestCapability(ogr.ODsCTransactions):
-        yield
-        return
-    _check(dataset.StartTransaction(), "Starting a transaction")
-    yield  # on an exception the dataset is closed and removed, so nothing needs rolling back
-    _check(dataset.CommitTransaction(), f"Writing {dataset.GetDescription()}")
-
-
-@contextlib.contextmanager
 def _scratch_path(beside: Path, suffix: str) -> Iterator[Path]:
     """A temporary path in the folder of ``beside``; the file and its SQLite sidecars are removed."""
     descriptor, name = tempfile.mkstemp(prefix=f".{beside.stem}.", suffix=suffix, dir=beside.parent)
@@ -412,31 +384,3 @@ def _scratch_path(beside: Path, suffix: str) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         _remove_sqlite_sidecars(path)
-
-
-@contextlib.contextmanager
-def _created_dataset(driver_name: str, path: Path) -> Iterator[ogr.DataSource]:
-    """Create a vector dataset and close it on exit, also on failure, before its file is removed."""
-    driver = ogr.GetDriverByName(driver_name)
-    dataset = driver.CreateDataSource(os.fspath(path)) if driver is not None else None
-    if dataset is None:
-        raise SatVisionError(f"GDAL cannot create {path} ({driver_name}): {gdal.GetLastErrorMsg()}")
-    try:
-        yield dataset
-    finally:
-        dataset.Destroy()
-        if driver_name == "GPKG":
-            _remove_sqlite_sidecars(path)
-
-
-def _remove_sqlite_sidecars(path: Path) -> None:
-    """SQLite removes its journals on close; this guards against one left by an aborted write."""
-    for candidate in (Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
-        with contextlib.suppress(FileNotFoundError):
-            candidate.unlink()
-
-
-def _check(result: int, what: str) -> None:
-    """Fail on a non-zero OGR error code (GDAL returns codes while exceptions are off)."""
-    if result:
-        raise SatVisionError(f"{what} failed: {gdal.GetLastErrorMsg() or f'OGR error {result}'}")

@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 
 from ..core.atomic import ensure_writable_folder
 from ..core.errors import OperationCancelled
+from ..core.raster import bounded_block_cache
 from ..core.vectorize import VectorizeSummary, vectorize_mask
 from ..models.catalog import resolve_model
 from ..models.card import ModelCard
@@ -68,7 +69,7 @@ def segment_water(
     say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m) on {predictor.label}")
 
     written: list[Path] = []
-    with tempfile.TemporaryDirectory(prefix=".satvision-", dir=polygons_path.parent) as scratch:
+    with bounded_block_cache(), tempfile.TemporaryDirectory(prefix=".satvision-", dir=polygons_path.parent) as scratch:
         probability_scratch = Path(scratch) / "probability.tif"
         mask_scratch = Path(scratch) / "mask.tif"
         try:

@@ -41,7 +41,7 @@ class SatVisionProvider(QgsProcessingProvider):
         settings.remove_settings()
 
     def supportedOutputVectorLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
-        from ..core.vectorize import OUTPUT_DRIVERS
+        from ..core.vector_io import OUTPUT_DRIVERS
 
         return [extension.lstrip(".") for extension in OUTPUT_DRIVERS]
 
