@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def all_algorithms() -> list:
     """A fresh instance of every SatVision algorithm (importing no heavy library)."""
+    from .classify_tiles import ClassifyTilesAlgorithm
     from .diagnose import DiagnoseAlgorithm
     from .segment_water import SegmentWaterAlgorithm
 
-    return [DiagnoseAlgorithm(), SegmentWaterAlgorithm()]
+    return [DiagnoseAlgorithm(), SegmentWaterAlgorithm(), ClassifyTilesAlgorithm()]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-from . import segmentation_task
+from . import classification_task, segmentation_task
 
-TASK_MODULES: dict[str, ModuleType] = {"segmentation": segmentation_task}
+TASK_MODULES: dict[str, ModuleType] = {"segmentation": segmentation_task, "classification": classification_task}
 
 
 def add_task_parsers(parser: argparse.ArgumentParser, command: str) -> None:

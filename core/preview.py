@@ -74,3 +74,65 @@ def write_outline_preview(
     with atomic_path(png) as temporary:
         Image.fromarray(rgba, mode="RGBA").save(temporary, format="PNG")
     return Path(png)
+
+
+def write_tile_class_preview(
+    raster: str | os.PathLike[str],
+    tiles: str | os.PathLike[str],
+    png: str | os.PathLike[str],
+    colours: dict[str, str],
+    max_side: int = 1400,
+    title: str = "",
+) -> Path:
+    """True colour of ``raster`` with each classified tile of the vector layer ``tiles`` filled
+    half-transparent in its class colour, outlined, and a legend with the tile count per class.
+
+    Tiles must be in the raster's CRS (as ``classifytiles`` writes them). Tiles marked ``nodata``
+    are drawn as grey outlines.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Polygon
+    from osgeo import ogr
+    from rasterio.transform import array_bounds
+
+    from .raster import grid_of
+
+    rgba = read_true_colour(raster, max_side)
+    with open_raster(raster) as dataset:
+        grid = grid_of(dataset)
+    west, south, east, north = array_bounds(grid.height, grid.width, grid.transform)
+    figure, axis = plt.subplots(figsize=(11, 11 * rgba.shape[0] / rgba.shape[1] + 0.6))
+    axis.imshow(rgba, extent=(west, east, south, north))
+    counts: dict[str, int] = {}
+    source = ogr.Open(os.fspath(tiles))
+    try:
+        layer = source.GetLayer(0)
+        for feature in layer:
+            ring = feature.GetGeometryRef().GetGeometryRef(0)
+            points = [ring.GetPoint_2D(i) for i in range(ring.GetPointCount())]
+            name = feature.GetField("class")
+            if name is None:
+                axis.add_patch(Polygon(points, closed=True, fill=False, edgecolor="#9e9e9e", linewidth=0.3))
+                continue
+            counts[name] = counts.get(name, 0) + 1
+            colour = colours.get(name, "#ff00ff")
+            axis.add_patch(Polygon(points, closed=True, facecolor=colour, alpha=0.45, edgecolor=colour, linewidth=0.4))
+    finally:
+        source = None
+    axis.set_xlim(west, east)
+    axis.set_ylim(south, north)
+    axis.set_axis_off()
+    legend = [Patch(facecolor=colours.get(name, "#ff00ff"), alpha=0.7, label=f"{name} ({count})")
+              for name, count in sorted(counts.items(), key=lambda item: -item[1])]
+    if legend:
+        axis.legend(handles=legend, loc="lower left", fontsize=9, framealpha=0.85)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    with atomic_path(png) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
+    plt.close(figure)
+    return Path(png)

@@ -90,21 +90,6 @@ def list_models(
     return entries
 
 
-#: The bundled model each task uses when the user names none.
-DEFAULT_MODEL_FILES = {"segmentation": "water-default.safetensors", "classification": "landcover-default.safetensors"}
-
-
-def default_model_path(task: str) -> Path:
-    """The bundled default model of ``task``; a clear error when it is not installed."""
-    file = BUNDLED_MODELS_DIR / DEFAULT_MODEL_FILES.get(task, f"{task}-default.safetensors")
-    if not file.is_file():
-        raise SatVisionError(
-            f"The bundled default {task} model ({file}) is missing. Reinstall the plugin, choose a "
-            f"model file, or train one with `satvision train {task}`."
-        )
-    return file
-
-
 def resolve_model(reference: str | os.PathLike[str] | None, task: str, user_dirs: Iterable[str | os.PathLike[str]] = ()) -> Path:
     """A model file from what a user typed: empty (the bundled default), a path, or a model name."""
     if reference is None or not str(reference).strip():
@@ -123,7 +108,8 @@ def resolve_model(reference: str | os.PathLike[str] | None, task: str, user_dirs
     )
 
 
-DEFAULT_MODELS = {"segmentation": "water-default.safetensors"}
+#: The bundled model each task uses when the user names none.
+DEFAULT_MODELS = {"segmentation": "water-default.safetensors", "classification": "landcover-default.safetensors"}
 
 
 def default_model_path(task: str) -> Path:

@@ -5,7 +5,10 @@
 2. runs ``satvision:diagnose`` through ``qgis_process`` (the plugin as QGIS loads it);
 3. segments water with the bundled default model through ``qgis_process run satvision:segmentwater``
    and draws the water outlines over the true colour image;
-4. prints a summary.
+4. classifies the scene into a 64 px grid of land-cover tiles with the bundled default
+   classifier through ``qgis_process run satvision:classifytiles`` and draws the grid over the
+   true colour image;
+5. prints a summary.
 """
 
 from __future__ import annotations
@@ -67,6 +70,28 @@ def main() -> int:
     )
     print(f"Outputs: {output / 'water.gpkg'}, {output / 'water_probability.tif'}, preview {outlines}")
 
+    tiles = run_algorithm(
+        "classifytiles", INPUT=str(scene), OUTPUT=str(output / "landcover_tiles.gpkg"),
+        OUTPUT_CLASS_RASTER=str(output / "landcover_classes.tif"), TILE_SIZE="64",
+    )["results"]
+    from satvision.core.preview import write_tile_class_preview
+    from satvision.models.catalog import default_model_path
+    from satvision.models.modelfile import read_card
+
+    card = read_card(default_model_path("classification"))
+    grid_png = write_tile_class_preview(
+        scene, output / "landcover_tiles.gpkg", output / "landcover_tiles.png",
+        {item.name: item.colour for item in card.classes},
+        title=f"{card.name}: 64 px tiles (640 m) of the Virginia scene",
+    )
+    counts = _class_counts(output / "landcover_tiles.gpkg")
+    print(
+        f"qgis_process satvision:classifytiles (bundled default classifier) — {tiles['TILE_COUNT']} tiles of 64 px "
+        f"({tiles['SKIPPED_TILES']} without data) on {tiles['DEVICE_USED']}: "
+        + ", ".join(f"{name} {count}" for name, count in counts)
+    )
+    print(f"Outputs: {output / 'landcover_tiles.gpkg'}, {output / 'landcover_classes.tif'}, preview {grid_png}")
+
     answer = run_algorithm("diagnose", OUTPUT=str(output / "diagnose.json"))
     results = answer["results"]
     print(
@@ -76,6 +101,22 @@ def main() -> int:
     )
     print(f"Demo finished in {time.perf_counter() - started:.1f} s; outputs in {output}/")
     return 0
+
+
+def _class_counts(tiles: Path) -> list[tuple[str, int]]:
+    """Tiles per class in the tile layer, most frequent first."""
+    from osgeo import ogr
+
+    source = ogr.Open(str(tiles))
+    try:
+        counts: dict[str, int] = {}
+        for feature in source.GetLayer(0):
+            name = feature.GetField("class")
+            if name:
+                counts[name] = counts.get(name, 0) + 1
+    finally:
+        source = None
+    return sorted(counts.items(), key=lambda item: -item[1])
 
 
 if __name__ == "__main__":

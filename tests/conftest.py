@@ -56,6 +56,47 @@ def tiny_unet_card(**changes) -> ModelCard:
     return ModelCard.from_dict(data)
 
 
+LANDCOVER_CLASSES = ["AnnualCrop", "Forest", "River", "SeaLake"]
+
+
+def tiny_classifier_card(**changes) -> ModelCard:
+    """A valid card for a small, real ViT-from-scratch tile classifier (16 px tiles, 4 bands, 4 classes)."""
+    from satvision.models.vit import ViTConfig
+
+    config = ViTConfig(image_size=16, patch_size=4, dim=32, depth=2, heads=2, pooling="cls", dropout=0.0, drop_path=0.0)
+    data = {
+        "format_version": 1,
+        "name": "tiny-landcover-vit",
+        "task": "classification",
+        "architecture": {"id": "vit", "params": config.params()},
+        "bands": ["B2", "B3", "B4", "B8"],
+        "gsd_m": 10.0,
+        "normalisation": {"reflectance_scale": 10000.0, "mean": [0.1, 0.1, 0.1, 0.2], "std": [0.05, 0.05, 0.05, 0.1]},
+        "classes": [{"index": i, "name": name, "colour": colour}
+                    for i, (name, colour) in enumerate(zip(LANDCOVER_CLASSES, ["#e6c84b", "#1b7837", "#4393c3", "#08306b"]))],
+        "tiling": {"tile_size": 16, "overlap": 0},
+        "training_data": "random weights for tests",
+        "metrics": {"accuracy": 0.25},
+        "license": "CC-BY-4.0",
+        "processing_levels": ["L1C"],
+    }
+    data.update(changes)
+    return ModelCard.from_dict(data)
+
+
+@pytest.fixture
+def saved_classifier(tmp_path) -> Path:
+    """A tiny random-weight ViT tile classifier saved as a SatVision model file."""
+    import torch
+
+    from satvision.models.architectures import build_network
+    from satvision.models.modelfile import save_model
+
+    torch.manual_seed(0)
+    card = tiny_classifier_card()
+    return save_model(tmp_path / "tiny-classifier.safetensors", build_network(card).state_dict(), card)
+
+
 @pytest.fixture
 def make_card() -> Callable[..., ModelCard]:
     return tiny_unet_card

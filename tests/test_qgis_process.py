@@ -15,6 +15,7 @@ REPORT_FIELDS = {
     "satvision", "qgis", "python", "gdal", "packages", "missing_packages",
     "compute_device", "models", "model_folders", "earth_engine",
 }
+ALGORITHMS = ("diagnose", "segmentwater", "classifytiles")
 PACKAGE_FIELDS = {
     "torch", "torchvision", "timm", "segmentation_models_pytorch", "diffusers",
     "transformers", "rasterio", "earthengine_api",
@@ -25,7 +26,8 @@ def test_the_provider_and_its_algorithms_are_listed(qgis_process):
     completed = qgis_process("list")
     assert completed.returncode == 0, completed.stderr
     assert "SatVision" in completed.stdout
-    assert "satvision:diagnose" in completed.stdout
+    for algorithm in ALGORITHMS:
+        assert f"satvision:{algorithm}" in completed.stdout
 
 
 def test_help_describes_diagnose(qgis_process):
@@ -52,7 +54,7 @@ def test_the_provider_loads_without_torch_and_diagnose_says_how_to_install(qgis_
 
     hide_torch = {"PYTHONPATH": f"{shadow}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     listed = qgis_process("list", env=hide_torch)
-    assert listed.returncode == 0 and "satvision:diagnose" in listed.stdout
+    assert listed.returncode == 0 and all(f"satvision:{algorithm}" in listed.stdout for algorithm in ALGORITHMS)
     results = qgis_process_json(qgis_process("run", "satvision:diagnose", "--json", env=hide_torch))["results"]
     device = results["compute_device"]
     assert device["available"] is False and "PyTorch is not usable" in device["problem"]

@@ -32,15 +32,17 @@ def _save(figure, path: Path) -> Path:
     return Path(path)
 
 
-def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
-    """Train/validation loss, validation metrics and the learning rate by epoch."""
+def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "",
+                metrics: Sequence[str] = CURVE_METRICS) -> Path:
+    """Train/validation loss, validation ``metrics`` and the learning rate by epoch."""
+    metric_names = metrics
     plt = _pyplot()
     epochs = [int(row["epoch"]) for row in rows]
     figure, (losses, metrics, rates) = plt.subplots(1, 3, figsize=(15, 4))
     for name, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
         losses.plot(epochs, [float(row[name]) for row in rows], marker="o", label=label)
     losses.set_title("loss")
-    for name in CURVE_METRICS:
+    for name in metric_names:
         if rows and name in rows[0]:
             metrics.plot(epochs, [float(row[name]) for row in rows], marker="o", label=name)
     metrics.set_title("validation metrics")
@@ -96,5 +98,29 @@ def plot_triptych(values: np.ndarray, valid: np.ndarray, probability: np.ndarray
         axis.axis("off")
     if title:
         figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: Path, title: str = "") -> Path:
+    """Counts (rows: true class, columns: predicted), coloured by the share of each true class."""
+    plt = _pyplot()
+    counts = np.asarray(confusion, dtype=np.int64)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(5.0, 0.6 * len(class_names) + 2.5)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    shown = axis.imshow(shares, vmin=0, vmax=1, cmap="Blues")
+    figure.colorbar(shown, ax=axis, fraction=0.046, label="share of the true class")
+    for row in range(len(class_names)):
+        for column in range(len(class_names)):
+            if counts[row, column]:
+                axis.text(column, row, str(counts[row, column]), ha="center", va="center", fontsize=8,
+                          color="white" if shares[row, column] > 0.5 else "black")
+    axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    if title:
+        axis.set_title(title)
     figure.tight_layout()
     return _save(figure, path)

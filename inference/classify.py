@@ -1,0 +1,318 @@
+"""Classifying a raster: the whole raster as one tile, or every tile of a grid.
+
+Grid mode streams the raster in strips of one tile row (read one row ahead), batches the tiles
+and hands each finished batch of :class:`TilePrediction` to a sink (the vector writer), so memory
+is bounded by tile size × batch size × one strip, never by the raster. Tiles whose valid share is
+under ``min_valid_fraction`` are not run and come out marked ``nodata``. Rasters that are not on a
+UTM grid at the model's GSD are read through a warped view at the model's GSD; tile outlines are
+then transformed back into the raster's CRS.
+
+Whole mode reads the raster (or the extent) resampled to exactly one model tile (GDAL average),
+so memory is one tile whatever the raster's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from ..core.errors import OperationCancelled, SatVisionError
+from ..core.raster import Grid, grid_of, open_raster, read_resampled, read_window, select_bands
+from ..core.resampling import model_grid, needs_resampling, warped
+from .predictor import Predictor
+from .segment import _window_for
+
+MODES = ("grid", "whole")
+CANCELLED = "Cancelled: no output was written."
+
+
+@dataclass(frozen=True)
+class ClassificationSettings:
+    """How to classify: mode, tile size and stride in model pixels (defaults from the card),
+    batching, device, extent, explicit band positions, the valid share a tile needs."""
+
+    mode: str = "grid"
+    tile_size: int | None = None
+    stride: int | None = None  # default: the tile size (tiles side by side)
+    batch_size: int = 32
+    device: str = "auto"
+    bounds: tuple[float, float, float, float] | None = None
+    band_positions: Sequence[int] | None = None
+    min_valid_fraction: float = 0.5
+
+
+@dataclass
+class TilePrediction:
+    """One tile: where (column/row in the tile grid, outline in the raster's CRS) and what."""
+
+    column: int
+    row: int
+    outline: list[tuple[float, float]]  # closed ring: 5 corner points
+    valid_fraction: float
+    probabilities: np.ndarray | None  # None: skipped (mostly nodata)
+
+    @property
+    def skipped(self) -> bool:
+        return self.probabilities is None
+
+
+@dataclass
+class ClassificationRun:
+    grid: Grid  # the raster's grid (or the extent's part of it)
+    tile_grid: Grid | None = None  # one cell per tile (stride-sized cells, centred on each tile); CRS of processing
+    mode: str = "grid"
+    tile_size: int = 0
+    stride: int = 0
+    tile_count: int = 0
+    skipped_tiles: int = 0
+    device: str = ""
+    resampled: bool = False
+    seconds: float = 0.0
+    forward_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+TileSink = Callable[[list[TilePrediction]], None]
+
+
+def classify_raster(
+    raster: str | Path,
+    predictor: Predictor,
+    sink: TileSink,
+    settings: ClassificationSettings = ClassificationSettings(),
+    progress: Callable[[float], None] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
+) -> ClassificationRun:
+    """Classify ``raster`` and pass every tile (classified or skipped) to ``sink``, batch by batch."""
+    started = time.perf_counter()
+    card = predictor.card
+    if settings.mode not in MODES:
+        raise SatVisionError(f"Unknown mode {settings.mode!r}; choose grid or whole.")
+    if card.task != "classification":
+        raise SatVisionError(f"{card.name} is a {card.task} model; tile classification needs a classification model.")
+    tile = settings.tile_size or card.tiling.tile_size
+    stride = settings.stride or tile
+    if tile < 1:
+        raise SatVisionError(f"The tile size must be at least 1 px, not {tile}; 0 uses the model's ({card.tiling.tile_size} px).")
+    if not 0 < stride <= tile:
+        raise SatVisionError(f"The stride ({stride} px) must be between 1 and the tile size ({tile} px).")
+    if settings.batch_size < 1:
+        raise SatVisionError("The batch size must be at least 1.")
+    if not 0.0 <= settings.min_valid_fraction <= 1.0:
+        raise SatVisionError("The minimum valid share of a tile must be between 0 and 1.")
+    report = progress or (lambda fraction: None)
+    cancelled = is_cancelled or (lambda: False)
+
+    with open_raster(raster) as dataset:
+        full_grid = grid_of(dataset)
+        band_indexes = select_bands(dataset, card.bands, settings.band_positions)
+        window = _window_for(dataset, full_grid, settings.bounds)
+        grid = Grid(full_grid.crs, dataset.window_transform(window), int(window.width), int(window.height))
+        run = ClassificationRun(grid=grid, mode=settings.mode, tile_size=tile, stride=stride, device=predictor.label)
+        if settings.mode == "whole":
+            _classify_whole(dataset, band_indexes, window, grid, predictor, tile, settings, sink, run, cancelled)
+        else:
+            with _processing_view(dataset, window, grid, card.gsd_m, run) as (source, source_window, processing_grid):
+                _classify_grid(source, band_indexes, source_window, processing_grid, grid, predictor, tile, stride,
+                               settings, sink, run, report, cancelled)
+    run.seconds = time.perf_counter() - started
+    run.forward_seconds = predictor.forward_seconds
+    report(1.0)
+    return run
+
+
+@contextlib.contextmanager
+def _processing_view(dataset, window: Window, grid: Grid, gsd_m: float, run: ClassificationRun) -> Iterator[tuple]:
+    """The raster as the model sees it: itself, or a warped view at the model's GSD in UTM."""
+    if not needs_resampling(grid, gsd_m):
+        yield dataset, window, grid
+        return
+    processing = model_grid(grid, gsd_m)
+    run.resampled = True
+    run.warnings.append(
+        f"The raster ({grid.crs.to_string()}, {grid.pixel_size[0]:g} units per pixel) is read at the model's "
+        f"{gsd_m:g} m in {processing.crs.to_string()}; tile outlines are transformed back to the raster's CRS."
+    )
+    with warped(dataset, processing, Resampling.bilinear) as view:
+        yield view, Window(0, 0, processing.width, processing.height), processing
+
+
+def grid_origins(length: int, tile: int, stride: int) -> list[int]:
+    """Tile starts along one axis: every ``stride`` pixels while a tile still starts inside.
+
+    Unlike segmentation tiles, classification tiles are not shifted inward at the edge: a grid
+    cell keeps its place on the regular grid and the part beyond the raster counts as nodata.
+    """
+    count = max(1, math.ceil((length - tile) / stride) + 1) if length > tile else 1
+    return [index * stride for index in range(count)]
+
+
+def _classify_grid(source, band_indexes, window: Window, processing: Grid, output: Grid, predictor: Predictor, tile: int,
+                   stride: int, settings: ClassificationSettings, sink: TileSink, run: ClassificationRun, report, cancelled) -> None:
+    columns = grid_origins(processing.width, tile, stride)
+    rows = grid_origins(processing.height, tile, stride)
+    if processing.width < tile and processing.height < tile:
+        run.warnings.append(
+            f"The raster ({processing.width} × {processing.height} px at the model's GSD) is smaller than a tile "
+            f"({tile} px): it is classified as one tile padded with nodata. Choose a smaller tile size or the whole mode."
+        )
+    elif processing.width < tile or processing.height < tile:
+        run.warnings.append(
+            f"The raster ({processing.width} × {processing.height} px at the model's GSD) is "
+            f"{'narrower' if processing.width < tile else 'shorter'} than a tile ({tile} px): its tiles are padded with nodata."
+        )
+    run.tile_count = len(columns) * len(rows)
+    # A raster narrower or shorter than a tile cannot fill one: its valid share counts the part
+    # of the tile that can hold data, so the padding alone never gets the tile skipped.
+    tile_area = min(tile, processing.width) * min(tile, processing.height)
+    offset = (tile - stride) / 2  # cells of the tile grid: stride-sized, centred on their tile
+    run.tile_grid = Grid(processing.crs, _cell_transform(processing, offset, stride), len(columns), len(rows))
+    to_output = _outline_transformer(processing, output)
+    bands = len(band_indexes)
+    values = np.zeros((settings.batch_size, bands, tile, tile), dtype=np.float32)
+    valid = np.zeros((settings.batch_size, tile, tile), dtype=bool)
+    pending: list[TilePrediction] = []  # every tile since the last batch, in grid order
+    batched: list[TilePrediction] = []  # those of them in the batch arrays (slot = position)
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        if cancelled():
+            raise OperationCancelled(CANCELLED)
+        if batched:
+            probabilities = predictor.class_probabilities(values[: len(batched)], valid[: len(batched)]).cpu().numpy()
+            for slot, prediction in enumerate(batched):
+                prediction.probabilities = probabilities[slot]
+        sink(list(pending))
+        done += len(pending)
+        report(done / run.tile_count)
+        pending.clear()
+        batched.clear()
+
+    with _RowReader(source, band_indexes, window, rows, tile, columns[-1] + tile) as reader:
+        for row_number, y in enumerate(rows):
+            strip_values, strip_valid = reader.get(row_number)
+            for column_number, x in enumerate(columns):
+                tile_valid = strip_valid[:, x : x + tile]
+                fraction = min(1.0, float(tile_valid.sum()) / tile_area)
+                prediction = TilePrediction(column_number, row_number, to_output(x, y, tile), fraction, None)
+                pending.append(prediction)
+                if fraction < max(settings.min_valid_fraction, 1e-9):
+                    run.skipped_tiles += 1
+                    continue
+                slot = len(batched)
+                values[slot] = strip_values[:, :, x : x + tile]
+                valid[slot] = tile_valid
+                batched.append(prediction)
+                if len(batched) == settings.batch_size:
+                    flush()
+            if cancelled():
+                raise OperationCancelled(CANCELLED)
+            if pending and not batched:  # only skipped tiles waiting: hand them on (memory, progress)
+                flush()
+        flush()
+
+
+def _cell_transform(processing: Grid, offset: float, stride: int):
+    from rasterio.transform import Affine
+
+    return processing.transform * Affine.translation(offset, offset) * Affine.scale(stride, stride)
+
+
+def _outline_transformer(processing: Grid, output: Grid) -> Callable[[int, int, int], list[tuple[float, float]]]:
+    """``(x, y, tile)`` in processing pixels → the tile's closed outline in the output CRS."""
+    transform = processing.transform
+    same_crs = processing.crs == output.crs
+    if not same_crs:
+        from rasterio.warp import transform as transform_points
+
+    def outline(x: int, y: int, tile: int) -> list[tuple[float, float]]:
+        corners = [transform * (x, y), transform * (x + tile, y), transform * (x + tile, y + tile), transform * (x, y + tile)]
+        if not same_crs:
+            xs, ys = transform_points(processing.crs, output.crs, [c[0] for c in corners], [c[1] for c in corners])
+            corners = list(zip(xs, ys))
+        return [*corners, corners[0]]
+
+    return outline
+
+
+class _RowReader:
+    """Reads each tile row's strip (one tile high, padded to whole tiles), one row ahead."""
+
+    def __init__(self, source, band_indexes, window: Window, rows: list[int], tile: int, width: int) -> None:
+        self.source, self.band_indexes, self.window = source, list(band_indexes), window
+        self.rows, self.tile, self.width = rows, tile, width
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satvision-read")
+        self._pending: dict[int, object] = {}
+
+    def __enter__(self) -> "_RowReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self, row_number: int) -> tuple[np.ndarray, np.ndarray]:
+        y = self.rows[row_number]
+        strip = Window(self.window.col_off, self.window.row_off + y, self.width, self.tile)
+        values, valid = read_window(self.source, self.band_indexes, strip)
+        # rows and columns beyond the raster (padding) are not data
+        valid[max(0, int(self.window.height) - y):, :] = False
+        valid[:, int(self.window.width):] = False
+        return values, valid
+
+    def get(self, row_number: int) -> tuple[np.ndarray, np.ndarray]:
+        future = self._pending.pop(row_number, None)
+        strip = future.result() if future is not None else self._read(row_number)
+        if row_number + 1 < len(self.rows):
+            self._pending[row_number + 1] = self._executor.submit(self._read, row_number + 1)
+        return strip
+
+
+def _classify_whole(dataset, band_indexes, window: Window, grid: Grid, predictor: Predictor, tile: int,
+                    settings: ClassificationSettings, sink: TileSink, run: ClassificationRun, cancelled) -> None:
+    """The window resampled (GDAL average) to one model tile; a warning when that is far from the model's GSD."""
+    from rasterio.transform import Affine
+
+    card = predictor.card
+    metres_per_pixel = _metres_per_pixel(grid)
+    tile_gsd = max(grid.width * metres_per_pixel[0], grid.height * metres_per_pixel[1]) / tile
+    if not 0.5 <= tile_gsd / card.gsd_m <= 2.0:
+        run.warnings.append(
+            f"As one tile of {tile} px, the raster is seen at about {tile_gsd:.1f} m per pixel; the model expects "
+            f"{card.gsd_m:g} m. Results may be unreliable: use the grid mode for rasters much larger or smaller than a tile."
+        )
+    values, valid = read_resampled(dataset, band_indexes, window, (tile, tile))
+    if cancelled():
+        raise OperationCancelled(CANCELLED)
+    run.tile_count = 1
+    run.tile_grid = Grid(grid.crs, grid.transform * Affine.scale(grid.width, grid.height), 1, 1)  # one cell: the window
+    transform = grid.transform
+    corners = [transform * (0, 0), transform * (grid.width, 0), transform * (grid.width, grid.height), transform * (0, grid.height)]
+    outline = [*corners, corners[0]]
+    fraction = float(valid.mean())
+    if fraction < max(settings.min_valid_fraction, 1e-9):
+        run.skipped_tiles = 1
+        sink([TilePrediction(0, 0, outline, fraction, None)])
+        return
+    probabilities = predictor.class_probabilities(values[None], valid[None]).cpu().numpy()[0]
+    sink([TilePrediction(0, 0, outline, fraction, probabilities)])
+
+
+def _metres_per_pixel(grid: Grid) -> tuple[float, float]:
+    if grid.crs.is_geographic:
+        from ..core.resampling import grid_centre_lonlat
+
+        _, latitude = grid_centre_lonlat(grid)
+        metres = 111_320.0
+        return abs(grid.transform.a) * metres * math.cos(math.radians(latitude)), abs(grid.transform.e) * metres
+    factor = grid.crs.linear_units_factor[1] if grid.crs.is_projected else 1.0
+    return abs(grid.transform.a) * factor, abs(grid.transform.e) * factor

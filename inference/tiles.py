@@ -1,0 +1,206 @@
+"""The tile-classification job: raster in, classified tile polygons (plus an optional class raster) out.
+
+Used by the ``satvision:classifytiles`` algorithm, the demo and scripts. Tiles are written to the
+vector output as their batches finish (one transaction, a temporary file renamed at the end);
+a failure or cancellation leaves no output.
+
+Fields of each tile: ``column``, ``row`` (in the tile grid), ``class`` and ``class_index`` (the
+most probable class), ``confidence`` (its probability), ``class_2``/``prob_2`` and
+``class_3``/``prob_3`` (the runners-up), ``valid_share`` (share of the tile with data),
+``status`` (``classified`` or ``nodata``: skipped, classes left empty) and one ``p_<class>``
+field per class with the full probability vector.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from osgeo import ogr, osr
+
+from ..core.atomic import atomic_path, ensure_writable_folder
+from ..core.raster import bounded_block_cache, grid_of, open_raster, write_geotiff
+from ..core.vector_io import check, created_dataset, output_driver, transaction
+from ..models.card import ModelCard
+from ..models.catalog import resolve_model
+from ..models.modelfile import load_model
+from .classify import ClassificationRun, ClassificationSettings, TilePrediction, classify_raster
+from .predictor import Predictor
+
+CLASS_NODATA = 255
+TOP = 3
+
+
+@dataclass
+class TileResult:
+    """What the job wrote, and for a single tile its class and probabilities."""
+
+    card: ModelCard
+    model_path: Path
+    run: ClassificationRun
+    output_path: Path
+    class_raster_path: Path | None
+    classified: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)
+    first_tile: dict | None = None  # class, confidence, probabilities of the first classified tile
+
+    @property
+    def single(self) -> bool:
+        return self.run.tile_count == 1
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.run.warnings
+
+
+def probability_field(class_name: str) -> str:
+    """``p_`` + the class name reduced to letters, digits and underscores (a portable field name)."""
+    return "p_" + re.sub(r"[^0-9A-Za-z_]+", "_", class_name).strip("_").lower()
+
+
+def classify_tiles(
+    raster: str | Path,
+    output_path: str | Path,
+    *,
+    model: str | None = None,
+    class_raster_path: str | Path | None = None,
+    settings: ClassificationSettings = ClassificationSettings(),
+    user_model_dirs: Iterable[str] = (),
+    progress: Callable[[float], None] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
+    log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> TileResult:
+    """Classify ``raster`` (grid of tiles or one tile) into a vector layer at ``output_path``.
+
+    ``log`` gets progress lines, ``warn`` the warnings (default: ``log`` with a ``Warning:`` prefix).
+    The class raster is on the tile grid in the CRS the tiles were processed in: the raster's, or
+    the UTM zone of a raster that had to be resampled to the model's GSD.
+    """
+    say = log or (lambda message: None)
+    caution = warn or (lambda message: say(f"Warning: {message}"))
+    output_path = Path(output_path)
+    driver = output_driver(output_path, "classified tiles")
+    for target in (output_path, class_raster_path):
+        if target:
+            ensure_writable_folder(Path(target))
+    model_path = resolve_model(model, "classification", user_model_dirs)
+    network, card = load_model(model_path, task="classification")
+    predictor = Predictor(network, card, settings.device)
+    say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m, "
+        f"{len(card.classes)} classes) on {predictor.label}")
+    names = card.class_names()
+    if class_raster_path and len(names) >= CLASS_NODATA:
+        from ..core.errors import SatVisionError
+
+        raise SatVisionError(f"The model has {len(names)} classes; a class raster holds at most {CLASS_NODATA - 1}. "
+                             "Leave the class raster out and use the tile polygons.")
+    counts = np.zeros(len(names), dtype=np.int64)
+    first: dict | None = None
+    cells = _Cells() if class_raster_path else None
+
+    with open_raster(raster) as source:
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(grid_of(source).crs.to_wkt())  # fails clearly on a raster without CRS
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+
+    with bounded_block_cache(), atomic_path(output_path) as temporary, created_dataset(driver, temporary) as dataset:
+        layer = _create_layer(dataset, srs, names)
+
+        def sink(tiles: list[TilePrediction]) -> None:
+            nonlocal first
+            for tile in tiles:
+                feature = ogr.Feature(layer.GetLayerDefn())
+                feature.SetField("column", tile.column)
+                feature.SetField("row", tile.row)
+                feature.SetField("valid_share", round(tile.valid_fraction, 4))
+                if tile.skipped:
+                    feature.SetField("status", "nodata")
+                else:
+                    order = np.argsort(tile.probabilities)[::-1]
+                    feature.SetField("status", "classified")
+                    feature.SetField("class", names[order[0]])
+                    feature.SetField("class_index", int(order[0]))
+                    feature.SetField("confidence", float(tile.probabilities[order[0]]))
+                    for rank in range(1, min(TOP, len(names))):
+                        feature.SetField(f"class_{rank + 1}", names[order[rank]])
+                        feature.SetField(f"prob_{rank + 1}", float(tile.probabilities[order[rank]]))
+                    for index, name in enumerate(names):
+                        feature.SetField(probability_field(name), float(tile.probabilities[index]))
+                    counts[order[0]] += 1
+                    if cells is not None:
+                        cells.add(tile.row, tile.column, int(order[0]))
+                    if first is None:
+                        first = {"class": names[order[0]], "confidence": float(tile.probabilities[order[0]]),
+                                 "probabilities": {name: float(p) for name, p in zip(names, tile.probabilities)}}
+                ring = ogr.Geometry(ogr.wkbLinearRing)
+                for x, y in tile.outline:
+                    ring.AddPoint_2D(float(x), float(y))
+                polygon = ogr.Geometry(ogr.wkbPolygon)
+                polygon.AddGeometry(ring)
+                feature.SetGeometry(polygon)
+                check(layer.CreateFeature(feature), "Writing a tile")
+
+        with transaction(dataset):
+            run = classify_raster(raster, predictor, sink, settings, progress, is_cancelled)
+        if cells is not None and run.tile_grid is not None:
+            _write_class_raster(Path(class_raster_path), run, cells, card)
+    for warning in run.warnings:
+        caution(warning)
+    classified = int(counts.sum())
+    say(f"{run.tile_count} tiles of {run.tile_size} px ({run.skipped_tiles} mostly without data, skipped) in "
+        f"{run.seconds:.1f} s (model forward {run.forward_seconds:.1f} s) on {run.device}")
+    per_class = ", ".join(f"{name} {int(count)}" for name, count in zip(names, counts))
+    say(f"Tiles per class: {per_class if classified else 'none classified'}")
+    return TileResult(card, model_path, run, output_path, Path(class_raster_path) if class_raster_path else None,
+                      classified, {name: int(count) for name, count in zip(names, counts) if count}, first)
+
+
+def _create_layer(dataset: ogr.DataSource, srs: osr.SpatialReference, names: list[str]) -> ogr.Layer:
+    layer = dataset.CreateLayer("tiles", srs, ogr.wkbPolygon)
+    if layer is None:
+        from osgeo import gdal
+
+        from ..core.errors import SatVisionError
+
+        raise SatVisionError(f"Cannot create the tile layer: {gdal.GetLastErrorMsg()}")
+    fields = [("column", ogr.OFTInteger), ("row", ogr.OFTInteger), ("class", ogr.OFTString), ("class_index", ogr.OFTInteger),
+              ("confidence", ogr.OFTReal)]
+    for rank in range(2, min(TOP, len(names)) + 1):
+        fields += [(f"class_{rank}", ogr.OFTString), (f"prob_{rank}", ogr.OFTReal)]
+    fields += [("valid_share", ogr.OFTReal), ("status", ogr.OFTString)]
+    fields += [(probability_field(name), ogr.OFTReal) for name in names]
+    for name, kind in fields:
+        check(layer.CreateField(ogr.FieldDefn(name, kind)), f"Creating the field {name}")
+    return layer
+
+
+class _Cells:
+    """Row, column and class of every classified tile, 9 bytes each (a dict would take ~150)."""
+
+    def __init__(self) -> None:
+        self.rows, self.columns, self.classes = array("I"), array("I"), array("B")
+
+    def add(self, row: int, column: int, class_index: int) -> None:
+        self.rows.append(row)
+        self.columns.append(column)
+        self.classes.append(class_index)
+
+
+def _write_class_raster(path: Path, run: ClassificationRun, cells: _Cells, card: ModelCard) -> None:
+    """One pixel per tile (stride-sized, centred on the tile), the class index; 255 = skipped."""
+    grid = run.tile_grid
+    classes = np.full((grid.height, grid.width), CLASS_NODATA, dtype=np.uint8)
+    classes[np.frombuffer(cells.rows, np.uint32), np.frombuffer(cells.columns, np.uint32)] = np.frombuffer(cells.classes, np.uint8)
+    tags = {"SATVISION_MODEL": card.name, "SATVISION_CLASSES": ",".join(card.class_names())}
+    with write_geotiff(path, grid, 1, "uint8", nodata=CLASS_NODATA, band_names=["class_index"], tags=tags) as writer:
+        writer.write(classes[None])
+        writer.write_colormap(1, {item.index: _rgb(item.colour) for item in card.classes})
+
+
+def _rgb(colour: str) -> tuple[int, int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16), 255

@@ -1,0 +1,131 @@
+"""Tile classification architectures for the architecture factory.
+
+Every classifier is a :class:`Classifier`: an ``encoder`` (image → feature vector) and a ``head``
+(features → class logits), so the trainer can freeze the encoder and train the head first (the
+seed's linear probe), and a tile of another size is resized to the network's ``input_size``.
+
+- ``vit``: our Vision Transformer from scratch (:mod:`models.vit`), params = :class:`ViTConfig`.
+- ``timm``: any timm model by name (ViT-Tiny/16, MobileNetV2, ResNet50, …) built without its
+  classifier and with ``in_chans`` = the card's band count; params ``model_name``,
+  ``input_size``, ``drop_rate`` and ``model_kwargs`` (passed to ``timm.create_model``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .architectures import register
+from .card import ModelCard
+
+if TYPE_CHECKING:
+    import torch
+
+TIMM = ("torch", "timm")
+
+
+def _classifier_class():
+    import torch
+    from torch import nn
+
+    class Classifier(nn.Module):
+        """``head(encoder(resize(x)))``; ``x`` is resized to ``input_size`` when it differs."""
+
+        def __init__(self, encoder: nn.Module, head: nn.Module, input_size: int) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = head
+            self.input_size = int(input_size)
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            if tuple(images.shape[-2:]) != (self.input_size, self.input_size):
+                shrinking = images.shape[-1] > self.input_size
+                images = nn.functional.interpolate(
+                    images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=shrinking
+                )
+            return self.head(self.encoder(images))
+
+    return Classifier
+
+
+def classifier(encoder: "torch.nn.Module", head: "torch.nn.Module", input_size: int) -> "torch.nn.Module":
+    return _classifier_class()(encoder, head, input_size)
+
+
+@register("vit", task="classification", description="Vision Transformer from scratch (the seed's; presets: seed, tiny64, small64)")
+def build_vit(card: ModelCard) -> "torch.nn.Module":
+    from .vit import VisionTransformer, ViTConfig, vit_head
+
+    config = ViTConfig(**card.architecture.params)
+    encoder = VisionTransformer(len(card.bands), config)
+    return classifier(encoder, vit_head(config, encoder.num_features, len(card.classes)), config.image_size)
+
+
+@register("timm", task="classification", description="any timm backbone by name (vit_tiny_patch16_224, mobilenetv2_100, resnet50, …)", requires=TIMM)
+def build_timm(card: ModelCard) -> "torch.nn.Module":
+    from torch import nn
+
+    params = dict(card.architecture.params)
+    model_name = params.pop("model_name")
+    input_size = params.pop("input_size")
+    drop_rate = params.pop("drop_rate", 0.0)
+    model_kwargs = params.pop("model_kwargs", {})
+    if params:
+        raise TypeError(f"unexpected parameter(s) {', '.join(params)}")
+    encoder = timm_encoder(model_name, len(card.bands), model_kwargs)
+    head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(encoder.num_features, len(card.classes)))
+    return classifier(encoder, head, input_size)
+
+
+def timm_encoder(model_name: str, bands: int, model_kwargs: dict[str, Any] | None = None,
+                 weights_file: str | Path | None = None) -> "torch.nn.Module":
+    """A timm model without its classifier (``num_classes=0``: it returns pooled features).
+
+    With ``weights_file`` (a local safetensors file or a legacy checkpoint), timm's own loader
+    adapts the weights: the first convolution to ``bands`` input bands, the positional embedding
+    of a ViT to another image size, and drops the classifier. Legacy pickles are read here with
+    ``weights_only=True`` and handed to timm as safetensors, since timm's loader unpickles freely.
+    """
+    import timm
+
+    from ..core.errors import SatVisionError
+
+    if not timm.is_model(model_name):
+        close = timm.list_models(f"*{model_name.split('_')[0]}*")[:8]
+        raise SatVisionError(f"timm has no model {model_name!r}" + (f" (similar: {', '.join(close)})" if close else "") + ".")
+    kwargs = dict(model_kwargs or {})
+    if weights_file is None:
+        return timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=bands, **kwargs)
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    tensors = read_weight_tensors(Path(weights_file))
+    with tempfile.TemporaryDirectory(prefix="satvision-weights-") as folder:
+        safe_copy = Path(folder) / "weights.safetensors"
+        save_file({key: value.contiguous() for key, value in tensors.items()}, str(safe_copy))
+        return timm.create_model(
+            model_name, pretrained=True, pretrained_cfg_overlay={"file": str(safe_copy)},
+            num_classes=0, in_chans=bands, **kwargs,
+        )
+
+
+def read_weight_tensors(path: Path) -> dict[str, "torch.Tensor"]:
+    """Tensors of a local weights file: safetensors, or a pickle read with ``weights_only=True``."""
+    from ..core.errors import SatVisionError
+    from .legacy import read_checkpoint_tensors
+
+    if not path.is_file():
+        raise SatVisionError(
+            f"The weights file {path} does not exist. SatVision never downloads weights: save the "
+            "backbone's state dict on a machine with access and pass its path."
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    tensors = read_checkpoint_tensors(path)
+    for prefix in ("module.", "model."):
+        if tensors and all(key.startswith(prefix) for key in tensors):
+            tensors = {key[len(prefix):]: value for key, value in tensors.items()}
+    return tensors

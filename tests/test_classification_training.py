@@ -1,0 +1,198 @@
+"""Classification training on CPU with real data files: folders of 8-bit tiles (EuroSAT layout)
+and of GeoTIFF chips, the seeded split, two-phase training, resume, the model card with its
+rendering, the report, the confusion matrix, ``evaluate --json`` and ``compare``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from satvision.core.errors import SatVisionError
+from satvision.core.raster import Grid, write_geotiff
+from satvision.models.modelfile import read_card
+from satvision.training.classification import (
+    EUROSAT_RENDERING_HIGH,
+    EUROSAT_RENDERING_LOW,
+    ClassificationTrainingSettings,
+    compare_classification,
+    evaluate_classification,
+    train_classification,
+)
+from satvision.training.classification_data import split_samples
+from satvision.training.trainer import TrainerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Mean colours of the synthetic classes (RGB, 8-bit): easy to tell apart, noisy enough to need learning.
+COLOURS = {"Forest": (40, 90, 40), "SeaLake": (20, 40, 110), "AnnualCrop": (170, 150, 80)}
+
+
+def write_image_folders(root: Path, per_class: int = 24, size: int = 16, seed: int = 0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        for index in range(per_class):
+            pixels = np.clip(np.array(colour)[:, None, None] + rng.normal(0, 25, (3, size, size)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / f"{name}_{index}.png")
+    return root
+
+
+def quick_settings(data: Path, output: Path, architecture: str = "vit-tiny64", **changes) -> ClassificationTrainingSettings:
+    trainer = TrainerConfig(epochs=4, batch_size=16, lr=3e-3, weight_decay=0.01, schedule="cosine", warmup_epochs=0.5,
+                            monitor="accuracy", device="cpu", quiet=True, seed=0)
+    settings = ClassificationTrainingSettings(
+        data=data, output=output, architecture=architecture, input_size=16,
+        vit_overrides={"patch_size": 4, "dim": 32, "depth": 2, "heads": 2, "drop_path": 0.0, "dropout": 0.0},
+        license="CC-BY-4.0", trainer=trainer,
+    )
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory) -> Path:
+    return write_image_folders(tmp_path_factory.mktemp("tiles") / "data")
+
+
+def test_split_is_seeded_per_class_and_uses_given_folders(image_folders, tmp_path):
+    split = split_samples(image_folders, seed=3)
+    again = split_samples(image_folders, seed=3)
+    assert [s.path for s in split.train] == [s.path for s in again.train]
+    assert (len(split.train), len(split.validation), len(split.test)) == (3 * 17, 3 * 4, 3 * 3)
+    assert split.class_names == sorted(COLOURS)
+    assert not {s.path for s in split.train} & {s.path for s in split.validation}
+    # a folder with train/ and valid/ uses them as they are
+    layout = tmp_path / "layout"
+    write_image_folders(layout / "train", per_class=6)
+    write_image_folders(layout / "valid", per_class=2, seed=1)
+    given = split_samples(layout)
+    assert (len(given.train), len(given.validation), len(given.test)) == (18, 6, 0)
+
+
+def test_training_learns_and_writes_a_complete_model(image_folders, tmp_path):
+    run = train_classification(quick_settings(image_folders, tmp_path / "run", head_epochs=1))
+    rows = [json.loads(json.dumps(row)) for row in run.result.history]
+    assert len(rows) == 4 and rows[0]["encoder_frozen"] == 1 and rows[1]["encoder_frozen"] == 0
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert run.validation["accuracy"] >= 0.9  # the colours are easy
+    card = read_card(run.model_path)
+    assert card.task == "classification" and card.class_names() == sorted(COLOURS)
+    assert card.bands == ["B4", "B3", "B2"]  # RGB tiles are Sentinel-2 B4, B3, B2
+    rendering = card.normalisation.rendering
+    assert rendering.levels == 256
+    assert rendering.low == [pytest.approx(EUROSAT_RENDERING_LOW)] * 3 and rendering.high == [EUROSAT_RENDERING_HIGH] * 3
+    assert set(card.metrics["per_class"]) == set(COLOURS) and "test" in card.metrics
+    for name in ("log.csv", "curves.png", "confusion_matrix.png", "report.txt", "training.json", "checkpoints/best.safetensors"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert "precision" in (tmp_path / "run" / "report.txt").read_text()
+
+
+def test_rendering_maps_reflectance_like_eurosat():
+    """EuroSAT: digital numbers 0–2750 → 1–255. Our card rendering reproduces that at both ends."""
+    from satvision.models.card import Normalisation, Rendering
+    from satvision.models.normalisation import normalise
+
+    norm = Normalisation(10000.0, [0.0] * 3, [1.0] * 3, Rendering([EUROSAT_RENDERING_LOW] * 3, [EUROSAT_RENDERING_HIGH] * 3, 256))
+    values = torch.tensor([0.0, 1375.0, 2750.0, 5000.0]).reshape(1, 4, 1).expand(3, 4, 1).clone().reshape(3, 4, 1)
+    rendered = normalise(values, norm)[0, :, 0] * 255
+    expected = torch.clamp(1 + values[0, :, 0] * 254 / 2750, 1, 255)
+    assert torch.allclose(rendered, torch.round(expected), atol=1.0)
+
+
+def test_resume_continues_from_the_last_epoch(image_folders, tmp_path):
+    settings = quick_settings(image_folders, tmp_path / "run")
+    settings.trainer.epochs = 2
+    train_classification(settings)
+    settings.trainer.epochs, settings.trainer.resume = 3, True
+    run = train_classification(settings)
+    assert [row["epoch"] for row in run.result.history] == [1, 2, 3]
+    with pytest.raises(SatVisionError, match="--resume"):
+        train_classification(quick_settings(image_folders, tmp_path / "run"))
+
+
+def write_chip_folders(root: Path, per_class: int = 12, size: int = 16) -> Path:
+    """GeoTIFF chips with band descriptions; water dark in B8, forest bright."""
+    rng = np.random.default_rng(0)
+    grid = Grid(crs=__import__("rasterio").crs.CRS.from_epsg(32618),
+                transform=__import__("rasterio").transform.from_origin(400000, 4200000, 10, 10), width=size, height=size)
+    levels = {"SeaLake": (900, 700, 500, 200), "Forest": (500, 700, 400, 3500)}
+    for name, level in levels.items():
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            values = (np.array(level)[:, None, None] + rng.normal(0, 80, (4, size, size))).clip(1, 10000).astype(np.uint16)
+            with write_geotiff(root / name / f"{index}.tif", grid, 4, "uint16", nodata=0, band_names=["B2", "B3", "B4", "B8"]) as out:
+                out.write(values)
+    return root
+
+
+def test_geotiff_chips_train_with_named_bands(tmp_path):
+    data = write_chip_folders(tmp_path / "chips")
+    with pytest.raises(SatVisionError, match="--bands"):
+        train_classification(quick_settings(data, tmp_path / "nobands"))
+    settings = quick_settings(data, tmp_path / "run", bands=["B8", "B4", "B3"], rendering="none")
+    settings.trainer.epochs = 3
+    run = train_classification(settings)
+    card = read_card(run.model_path)
+    assert card.bands == ["B8", "B4", "B3"] and card.normalisation.rendering is None
+    assert run.validation["accuracy"] >= 0.9
+    evaluation = evaluate_classification(run.model_path, data, device="cpu")
+    assert evaluation.metrics["tiles"] == 24 and evaluation.metrics["accuracy"] >= 0.9
+
+
+def test_evaluate_cli_prints_json_with_per_class_figures(image_folders, tmp_path):
+    run = train_classification(quick_settings(image_folders, tmp_path / "run"))
+    completed = subprocess.run(
+        [sys.executable, "-m", "satvision", "evaluate", "classification", "--data", str(image_folders), "--model",
+         str(run.model_path), "--device", "cpu", "--json", "--confusion-matrix", str(tmp_path / "cm.png")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["tiles"] == 72 and 0.0 <= result["accuracy"] <= 1.0
+    assert set(result["per_class"]) == set(COLOURS)
+    assert sum(map(sum, result["confusion_matrix"])) == 72
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+
+
+def test_evaluate_refuses_mismatched_data_and_segmentation_models(image_folders, tmp_path, saved_model, saved_classifier):
+    run = train_classification(quick_settings(image_folders, tmp_path / "run", trainer=TrainerConfig(
+        epochs=1, batch_size=16, monitor="accuracy", device="cpu", quiet=True)))
+    other = write_image_folders(tmp_path / "other", per_class=2)
+    (other / "Glacier").mkdir()
+    (other / "SeaLake" / "SeaLake_0.png").rename(other / "Glacier" / "ice.png")
+    with pytest.raises(SatVisionError, match="does not know: Glacier"):
+        evaluate_classification(run.model_path, other, device="cpu")
+    with pytest.raises(SatVisionError, match="needs 4 bands"):
+        evaluate_classification(saved_classifier, image_folders, device="cpu")  # 4-band model, RGB tiles
+    with pytest.raises(SatVisionError, match="segmentation"):
+        evaluate_classification(saved_model, image_folders, device="cpu")
+
+
+def test_compare_trains_each_architecture_and_prints_the_seed_table(image_folders, tmp_path):
+    settings = quick_settings(image_folders, tmp_path / "compare")
+    settings.trainer.epochs = 1
+    rows = compare_classification(settings, ["vit-tiny64", "resnet18"])
+    assert [row["model"] for row in rows] == ["vit-tiny64", "resnet18"]
+    table = (tmp_path / "compare" / "comparison.md").read_text()
+    assert table.startswith("| Model | Accuracy |") and "resnet18" in table
+    assert all(row["parameters"] > 0 for row in rows)
+
+
+def test_train_cli_runs_one_epoch(image_folders, tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "satvision", "train", "classification", "--data", str(image_folders), "--output",
+         str(tmp_path / "cli"), "--architecture", "vit-tiny64", "--input-size", "16", "--vit", "patch_size=4,dim=32,depth=2,heads=2",
+         "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Wrote" in completed.stdout and (tmp_path / "cli" / "model.safetensors").is_file()

@@ -1,0 +1,497 @@
+"""Tile classification: train a model file, evaluate one, compare ViT-from-scratch, timm ViT and CNNs.
+
+``train_classification`` writes to its output folder:
+
+- ``model.safetensors``: the best weights (by validation accuracy) with a complete card: classes
+  with colours, bands, GSD, the normalisation from raster values (including the rendering that
+  turns reflectance into the 8-bit look of JPEG training tiles), tiling, metrics, license;
+- ``log.csv``, ``curves.png``, ``confusion_matrix.png``, ``report.txt`` (per-class precision,
+  recall, F1 on validation), ``training.json``; ``checkpoints/`` (best, last + resumable state).
+
+Two-phase training: ``--head-epochs N`` trains only the head for the first N epochs (the encoder
+frozen: the seed's linear probe), then the whole network. Mixed precision on GPU; several GPUs
+with ``accelerate launch`` (see :mod:`training.trainer`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from .. import __version__
+from ..core.atomic import atomic_path
+from ..core.errors import SatVisionError
+from ..models.architectures import build_network
+from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Rendering, Tiling
+from ..models.modelfile import read_card, save_model
+from . import plots
+from .augment import MultispectralJitter, RandomRot90
+from .classification_data import ClassSplit, TileReader, TileSet, band_statistics, split_samples, tile_kind, tile_size_of
+from .classification_metrics import ClassificationMetrics
+from .classification_presets import COMPARE_DEFAULT, VIT_PRESETS
+from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainerConfig, TrainingResult, check_new_run, read_log
+
+#: EuroSAT RGB tiles are Sentinel-2 L1C B4, B3, B2 (digital numbers, reflectance × 10000) clipped
+#: from 0–2750 to 1–255 (0 left for nodata), as the dataset's maintainer described it
+#: (``gdal_translate -scale 0 2750 1 255``; jensleitloff/CNN-Sentinel issue 1). As our rendering
+#: ``clip((r - low) / (high - low), 0, 1)`` quantised to 256 levels: 1/255 at r = 0, 1 at r = 0.275.
+EUROSAT_RENDERING_HIGH = 0.275
+EUROSAT_RENDERING_LOW = -EUROSAT_RENDERING_HIGH / 254.0
+EUROSAT_BANDS = ("B4", "B3", "B2")
+
+#: Class colours for EuroSAT's classes (others get a palette colour).
+CLASS_COLOURS = {
+    "AnnualCrop": "#e6c84b", "Forest": "#1b7837", "HerbaceousVegetation": "#a6d96a", "Highway": "#7f7f7f",
+    "Industrial": "#984ea3", "Pasture": "#d9ef8b", "PermanentCrop": "#f4a582", "Residential": "#e41a1c",
+    "River": "#4393c3", "SeaLake": "#08306b",
+}
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+
+@dataclass
+class ClassificationTrainingSettings:
+    """Everything ``satvision train classification`` takes; see the CLI help for each option."""
+
+    data: Path
+    output: Path
+    architecture: str = "resnet18"  # a ViT preset (vit-tiny64, vit-seed, …) or a timm model name
+    input_size: int | None = None  # network input side; default the tile size (ViT presets: their own)
+    vit_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"pooling": "mean", "depth": 4}
+    backbone_weights: str | None = None  # local pretrained weights of a timm backbone
+    validation: Path | None = None
+    test: Path | None = None
+    bands: list[str] | None = None  # default: B4,B3,B2 for RGB images, required for GeoTIFF chips
+    gsd_m: float = 10.0
+    reflectance_scale: float = 10000.0
+    rendering: str = "eurosat"  # for 8-bit images: "eurosat" (0–2750 → 1–255) or "none"
+    drop_rate: float = 0.1
+    label_smoothing: float = 0.1
+    head_epochs: int = 0  # train only the head for this many epochs first
+    augment: bool = True
+    crop_scale: float = 0.75  # random resized crop keeps this share of the area at least (1 = off)
+    jitter: float = 0.05  # brightness/contrast: per-band gain in [1-j, 1+j] and offset ±j/2 (rendered domain)
+    name: str | None = None
+    description: str = ""
+    license: str = "unspecified"
+    processing_levels: list[str] = field(default_factory=lambda: ["L1C"])
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="accuracy", schedule="cosine", epochs=30, batch_size=64))
+
+    @property
+    def seed(self) -> int:
+        return self.trainer.seed
+
+
+class ClassificationTask:
+    """The classification side of :class:`training.trainer.TrainingTask` (inputs in the rendered domain)."""
+
+    def __init__(self, card: ModelCard, label_smoothing: float = 0.0) -> None:
+        norm = card.normalisation
+        self.mean = torch.tensor(norm.mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        self.std = torch.tensor(norm.std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        self.class_names = card.class_names()
+        self.label_smoothing = label_smoothing
+
+    def inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        values = batch["values"]
+        return (values - self.mean.to(values.device)) / self.std.to(values.device)
+
+    def loss(self, outputs: Mapping[str, Any], target: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(outputs["logits"].float(), target, label_smoothing=self.label_smoothing)
+
+    def new_metrics(self) -> ClassificationMetrics:
+        return ClassificationMetrics(self.class_names)
+
+
+def training_augmentation(settings: ClassificationTrainingSettings, size: int, rendered_range: bool) -> Callable | None:
+    """Dihedral flips/rotations (overhead imagery has no "up"), a mild random resized crop and
+    per-band brightness/contrast jitter, with torchvision.transforms.v2."""
+    if not settings.augment:
+        return None
+    steps: list[v2.Transform] = [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90()]
+    if settings.crop_scale < 1:
+        steps.append(v2.RandomResizedCrop(size, scale=(settings.crop_scale, 1.0), ratio=(0.8, 1.25), antialias=True))
+    if settings.jitter > 0:
+        steps.append(MultispectralJitter(settings.jitter, settings.jitter / 2, 1.0, p=0.8))
+    compose = v2.Compose(steps)
+
+    def transform(values: torch.Tensor) -> torch.Tensor:
+        out = compose(tv_tensors.Image(values)).as_subclass(torch.Tensor)
+        return out.clamp_(0.0, 1.0) if rendered_range else out
+
+    return transform
+
+
+@dataclass
+class ClassificationTrainingRun:
+    model_path: Path
+    card: ModelCard
+    result: TrainingResult
+    validation: dict[str, Any]
+    report: dict[str, Any]
+    test: dict[str, Any]
+    parameters: int
+    split: ClassSplit
+    is_main: bool = True
+
+
+def architecture_for(settings: ClassificationTrainingSettings, tile_size: int) -> Architecture:
+    """The card's architecture: a ViT preset (+ overrides) or a timm model name."""
+    from ..models.vit import PRESETS, ViTConfig
+
+    name = settings.architecture
+    if name in VIT_PRESETS:
+        preset = PRESETS["tiny64" if name == "vit" else name.removeprefix("vit-")]
+        params = {**preset.params(), **settings.vit_overrides}
+        if settings.input_size:
+            params["image_size"] = settings.input_size
+        try:
+            config = ViTConfig(**params)
+        except (TypeError, ValueError) as error:
+            raise SatVisionError(f"Invalid ViT settings: {error}.") from error
+        return Architecture("vit", config.params())
+    import timm
+
+    if not timm.is_model(name):
+        raise SatVisionError(
+            f"Unknown architecture {name!r}: give a ViT preset ({', '.join(VIT_PRESETS)}) or a timm model name "
+            f"(e.g. vit_tiny_patch16_224, mobilenetv2_100, resnet50; `timm.list_models()` lists them)."
+        )
+    size = settings.input_size or tile_size
+    model_kwargs: dict[str, Any] = {}
+    if _takes_image_size(name):
+        model_kwargs["img_size"] = size
+    return Architecture("timm", {"model_name": name, "input_size": size, "drop_rate": settings.drop_rate, "model_kwargs": model_kwargs})
+
+
+def _takes_image_size(model_name: str) -> bool:
+    """Transformers with absolute position embeddings are built for the input size."""
+    import timm
+
+    entry = timm.models.model_entrypoint(model_name)
+    return any(part in entry.__module__ for part in ("vision_transformer", "deit", "beit", "eva", "swin", "cait", "xcit"))
+
+
+def class_colours(names: Sequence[str]) -> list[str]:
+    return [CLASS_COLOURS.get(name, PALETTE[index % len(PALETTE)]) for index, name in enumerate(names)]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_classification(settings: ClassificationTrainingSettings, is_cancelled: Callable[[], bool] | None = None,
+                         log: Callable[[str], None] | None = None) -> ClassificationTrainingRun:
+    output = Path(settings.output)
+    split = split_samples(settings.data, settings.seed, settings.validation, settings.test)
+    kind = tile_kind(split.train + split.validation + split.test)
+    bands = settings.bands or (list(EUROSAT_BANDS) if kind == "image" else None)
+    if bands is None:
+        raise SatVisionError("GeoTIFF chips need --bands (the band descriptions to read, in model order, e.g. B4,B3,B2,B8).")
+    if kind == "image" and len(bands) not in (1, 3):
+        raise SatVisionError(f"8-bit images have 3 (RGB) or 1 (grey) channels; --bands names {len(bands)}.")
+    checkpoint = output / CHECKPOINTS / LAST_WEIGHTS
+    resuming = settings.trainer.resume and checkpoint.is_file()
+    if not settings.trainer.resume:
+        check_new_run(output)
+
+    provisional_render = None if kind == "image" else render_function(settings.reflectance_scale, _rendering(settings, len(bands)))
+    reader = TileReader(kind, bands, provisional_render)
+    tile_size = tile_size_of(split.train, reader)
+    say = log or (lambda message: None)
+    say(f"Reading {split.describe()}")
+    architecture = architecture_for(settings, tile_size)
+    augmentation = training_augmentation(settings, tile_size, rendered_range=kind == "image" or settings.rendering != "none")
+    train_data = TileSet(split.train, reader, tile_size, augmentation, shuffle_seed=settings.seed)
+    val_data = TileSet(split.validation, reader, tile_size)
+    test_data = TileSet(split.test, reader, tile_size) if split.test else None
+
+    if resuming:
+        card = read_card(checkpoint)
+        if card.architecture != architecture or card.bands != list(bands) or card.class_names() != split.class_names:
+            raise SatVisionError(f"The checkpoint in {checkpoint.parent} is another model ({card.architecture.id}); resume with the same options.")
+    else:
+        mean, std = band_statistics(train_data, seed=settings.seed)
+        card = _new_card(settings, architecture, bands, split, kind, tile_size, mean, std)
+
+    torch.manual_seed(settings.seed)
+    network = build_network(card)
+    if settings.backbone_weights and not resuming:
+        _load_backbone(network, card, settings.backbone_weights)
+    config = dataclasses.replace(settings.trainer, freeze_encoder_epochs=settings.head_epochs)
+    task = ClassificationTask(card, settings.label_smoothing)
+    trainer = Trainer(network, task, config, output, save_weights=lambda path, weights: save_model(path, weights, card),
+                      is_cancelled=is_cancelled)
+    parameters = sum(p.numel() for p in network.parameters())
+    trainer.say(f"{split.describe()}; {card.architecture.id} {architecture.params.get('model_name', '')} "
+                f"({parameters / 1e6:.2f} M parameters) on {trainer.device}")
+    result = trainer.fit(train_data, val_data)
+
+    validation_loss, validation_metrics, confusion = _evaluate(trainer, task, val_data, "validation")
+    test: dict[str, Any] = {}
+    if test_data is not None:
+        test_loss, test_metrics, _ = _evaluate(trainer, task, test_data, "test")
+        test = _clean({**test_metrics.compute(), "loss": test_loss, "per_class": _clean_report(test_metrics.report())})
+    report = _clean_report(validation_metrics.report())
+    validation = _clean({**validation_metrics.compute(), "loss": validation_loss})
+    metrics = {**validation, "per_class": report, "evaluated_on": f"validation ({len(val_data)} tiles)",
+               "best_epoch": result.best_epoch, "epochs_trained": result.last_epoch}
+    if test:
+        metrics["test"] = test
+    final_card = dataclasses.replace(card, metrics=metrics, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    model_path = output / "model.safetensors"
+    if trainer.is_main:
+        save_model(model_path, network.state_dict(), final_card)
+        rows = read_log(output / LOG)
+        if rows:
+            plots.plot_curves(rows, output / "curves.png", title=f"{final_card.name}: {split.describe()}",
+                              metrics=("accuracy", "macro_f1"))
+        plots.plot_confusion_matrix(confusion.numpy(), split.class_names, output / "confusion_matrix.png",
+                                    title=f"{final_card.name} on validation: accuracy {validation['accuracy']:.4f}")
+        with atomic_path(output / "report.txt") as temporary:
+            temporary.write_text(validation_metrics.report_text() + "\n", encoding="utf-8")
+        _write_json(output / "training.json", {
+            "settings": _jsonable(settings), "split": split.describe(), "parameters": parameters,
+            "best_epoch": result.best_epoch, "last_epoch": result.last_epoch, "stopped_early": result.stopped_early,
+            "seconds": round(result.seconds, 2), "validation": validation, "per_class": report, "test": test,
+        })
+    trainer.accelerator.wait_for_everyone()
+    return ClassificationTrainingRun(model_path, final_card, result, validation, report, test, parameters, split, trainer.is_main)
+
+
+def render_function(reflectance_scale: float, rendering: Rendering | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Raster values → the rendered domain (reflectance, then the optional rendering), in numpy:
+    the first two steps of :func:`models.normalisation.normalise`, for GeoTIFF chips."""
+
+    def render(values: np.ndarray) -> np.ndarray:
+        reflectance = values / reflectance_scale
+        if rendering is None:
+            return reflectance
+        low, high = np.array(rendering.low)[:, None, None], np.array(rendering.high)[:, None, None]
+        out = np.clip((reflectance - low) / (high - low), 0, 1)
+        return np.round(out * (rendering.levels - 1)) / (rendering.levels - 1) if rendering.levels else out
+
+    return render
+
+
+def _rendering(settings: ClassificationTrainingSettings, bands: int) -> Rendering | None:
+    if settings.rendering == "none":
+        return None
+    if settings.rendering != "eurosat":
+        raise SatVisionError(f"Unknown rendering {settings.rendering!r}; choose eurosat or none.")
+    return Rendering([EUROSAT_RENDERING_LOW] * bands, [EUROSAT_RENDERING_HIGH] * bands, 256)
+
+
+def _new_card(settings: ClassificationTrainingSettings, architecture: Architecture, bands: Sequence[str], split: ClassSplit,
+              kind: str, tile_size: int, mean: list[float], std: list[float]) -> ModelCard:
+    rendering = _rendering(settings, len(bands))
+    if kind == "image" and rendering is None:
+        raise SatVisionError("8-bit image tiles need a rendering from reflectance (--rendering eurosat) so that rasters can be classified.")
+    name = settings.name or f"landcover-{architecture.params.get('model_name', architecture.id)}"
+    return ModelCard(
+        format_version=1,
+        name=name,
+        task="classification",
+        architecture=architecture,
+        bands=list(bands),
+        gsd_m=float(settings.gsd_m),
+        normalisation=Normalisation(float(settings.reflectance_scale), [round(v, 6) for v in mean], [round(v, 6) for v in std], rendering),
+        classes=[ClassInfo(i, class_name, colour) for i, (class_name, colour) in enumerate(zip(split.class_names, class_colours(split.class_names)))],
+        tiling=Tiling(tile_size, 0),
+        training_data=f"{Path(settings.data).name}: {split.describe()}; seed {settings.seed}",
+        metrics={},
+        license=settings.license,
+        description=settings.description or f"Land-cover tile classifier ({architecture.params.get('model_name', 'ViT from scratch')}) trained with SatVision.",
+        processing_levels=list(settings.processing_levels),
+        software_version=f"satvision {__version__}",
+        extra={
+            "rendering_note": (
+                "8-bit training tiles = reflectance × 10000 clipped from 0–2750 to 1–255 (EuroSAT's rendering, per its "
+                "maintainer: gdal_translate -scale 0 2750 1 255)" if kind == "image" and settings.rendering == "eurosat" else ""
+            ),
+            "label_smoothing": settings.label_smoothing,
+            "backbone_weights": settings.backbone_weights,
+            "optimizer": {"name": "AdamW", "lr": settings.trainer.lr, "weight_decay": settings.trainer.weight_decay,
+                          "schedule": settings.trainer.schedule, "batch_size": settings.trainer.batch_size,
+                          "head_epochs": settings.head_epochs, "epochs": settings.trainer.epochs},
+        },
+    )
+
+
+def _load_backbone(network: torch.nn.Module, card: ModelCard, weights: str) -> None:
+    """Initialise the encoder from local pretrained weights, adapted by timm (bands, image size)."""
+    from ..models.classification import timm_encoder
+
+    if card.architecture.id != "timm":
+        raise SatVisionError("--backbone-weights applies to timm backbones; the ViT from scratch starts from random weights.")
+    params = card.architecture.params
+    pretrained = timm_encoder(params["model_name"], len(card.bands), params.get("model_kwargs"), weights_file=weights)
+    network.encoder.load_state_dict(pretrained.state_dict())
+
+
+def _evaluate(trainer: Trainer, task: ClassificationTask, data: TileSet, description: str):
+    """Loss, metrics object and confusion matrix of the (best) network on ``data``."""
+    loss, _ = trainer.evaluate(data, description)
+    metrics = task.new_metrics()
+    network = trainer.network.eval()
+    loader = torch.utils.data.DataLoader(data, batch_size=trainer.config.batch_size)
+    with torch.no_grad():
+        for batch in loader:
+            batch = {key: value.to(trainer.device) for key, value in batch.items()}
+            metrics.update(network(task.inputs(batch)).float(), batch["target"])
+    return loss, metrics, metrics.confusion
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class ClassificationEvaluation:
+    model: Path
+    model_name: str
+    metrics: dict[str, Any]
+    per_class: dict[str, Any]
+    confusion: list[list[int]]
+    class_names: list[str]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": str(self.model), "model_name": self.model_name, **self.metrics, "per_class": self.per_class,
+                "confusion_matrix": self.confusion, "classes": self.class_names, "seconds": round(self.seconds, 2)}
+
+
+def evaluate_classification(model_path: str | Path | None, data: str | Path, *, batch_size: int = 64, device: str = "auto",
+                            confusion_png: Path | None = None, progress: Callable[[str], None] | None = None) -> ClassificationEvaluation:
+    """Metrics of a model on a folder of class sub-folders (all tiles; class names must match the card's).
+
+    8-bit image tiles are taken as already rendered (the card's rendering is how rasters are made
+    to look like them); GeoTIFF chips go through the card's full normalisation, as in the plugin.
+    """
+    from ..core.devices import resolve_device
+    from ..models.catalog import default_model_path
+    from ..models.modelfile import load_model
+
+    started = time.perf_counter()
+    path = Path(model_path) if model_path else default_model_path("classification")
+    torch_device = resolve_device(device)
+    network, card = load_model(path, task="classification", device=str(torch_device))
+    network.eval()
+    root = Path(data)
+    from .classification_data import class_folders, samples_of
+
+    present = class_folders(root)
+    unknown = sorted(set(present) - set(card.class_names()))
+    if unknown:
+        raise SatVisionError(f"{root} has class folders the model does not know: {', '.join(unknown)} (the model's classes: {', '.join(card.class_names())}).")
+    samples = [dataclasses.replace(sample, label=card.class_names().index(sample.path.parent.name))
+               for sample in samples_of(root, present)]
+    kind = tile_kind(samples)
+    if kind == "image" and len(card.bands) not in (1, 3):
+        raise SatVisionError(
+            f"{root} holds 8-bit images (RGB or grey), but {card.name} needs {len(card.bands)} bands "
+            f"({', '.join(card.bands)}): evaluate it on GeoTIFF chips with those band descriptions."
+        )
+    render = None
+    if kind == "raster":
+        render = render_function(card.normalisation.reflectance_scale, card.normalisation.rendering)
+    reader = TileReader(kind, card.bands, render)
+    dataset = TileSet(samples, reader, tile_size_of(samples, reader))
+    if progress:
+        progress(f"{len(dataset)} tiles of {len(present)} classes from {root}")
+    task = ClassificationTask(card)
+    metrics = task.new_metrics()
+    with torch.no_grad():
+        for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
+            logits = network(task.inputs({"values": batch["values"].to(torch_device)}))
+            metrics.update(logits.float().cpu(), batch["target"])
+    if confusion_png:
+        plots.plot_confusion_matrix(metrics.confusion.numpy(), card.class_names(), confusion_png,
+                                    title=f"{card.name} on {root.name}: accuracy {metrics.compute()['accuracy']:.4f}")
+    return ClassificationEvaluation(path, card.name, _clean(metrics.compute()), _clean_report(metrics.report()),
+                                    metrics.confusion.long().tolist(), card.class_names(), time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def compare_classification(settings: ClassificationTrainingSettings, architectures: Sequence[str] = COMPARE_DEFAULT,
+                           is_cancelled: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Train each architecture on the same split and seed (each in ``output/<architecture>/``);
+    write ``comparison.md`` / ``comparison.csv``: Model | Accuracy (validation), parameters, time."""
+    rows = []
+    is_main = True
+    for architecture in architectures:
+        run_settings = dataclasses.replace(settings, architecture=architecture, output=Path(settings.output) / architecture,
+                                           name=f"{settings.name or 'landcover'}-{architecture}")
+        run = train_classification(run_settings, is_cancelled, log)
+        is_main = run.is_main
+        rows.append({
+            "model": architecture, "accuracy": run.validation.get("accuracy"), "macro_f1": run.validation.get("macro_f1"),
+            "test_accuracy": run.test.get("accuracy"), "parameters": run.parameters,
+            "training_seconds": round(run.result.seconds, 1), "best_epoch": run.result.best_epoch, "model_path": str(run.model_path),
+        })
+    if is_main:
+        import csv
+        import io
+
+        output = Path(settings.output)
+        with atomic_path(output / "comparison.md") as temporary:
+            temporary.write_text(comparison_markdown(rows) + "\n", encoding="utf-8")
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_path(output / "comparison.csv") as temporary:
+            temporary.write_text(buffer.getvalue(), encoding="utf-8")
+    return rows
+
+
+MODEL_TITLES = {"vit-tiny64": "ViT from scratch (tiny64)", "vit-seed": "ViT from scratch (seed)", "vit-small64": "ViT from scratch (small64)",
+                "vit_tiny_patch16_224": "ViT-Tiny/16 (timm)", "mobilenetv2_100": "MobileNetV2", "resnet50": "ResNet50"}
+
+
+def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The seed's table ``Model | Accuracy`` plus macro F1, parameters and training time."""
+    lines = ["| Model | Accuracy | Macro F1 | Parameters | Training time |", "|---|---|---|---|---|"]
+    for row in rows:
+        minutes, seconds = divmod(int(round(row["training_seconds"])), 60)
+        accuracy = "–" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%"
+        f1 = "–" if row["macro_f1"] is None else f"{100 * row['macro_f1']:.2f}%"
+        lines.append(f"| {MODEL_TITLES.get(row['model'], row['model'])} | {accuracy} | {f1} | {row['parameters'] / 1e6:.2f} M | {minutes}:{seconds:02d} |")
+    lines += ["", "Validation split; every model trained with the same data, split, seed, epochs and augmentation."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out[key] = (None if math.isnan(value) else round(value, 6)) if isinstance(value, float) else value
+    return out
+
+
+def _clean_report(report: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {name: _clean(item) for name, item in report.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    from .segmentation import _jsonable as jsonable
+
+    return jsonable(value)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
