@@ -62,6 +62,10 @@ def save_model(
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in state_dict.items()}
     with atomic_path(target) as temporary:
         save_file(tensors, str(temporary), metadata={CARD_KEY: card.to_json(indent=None)})
+        # safetensors creates files readable by the owner only; a model file is meant to be shared
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
     return target
 
 

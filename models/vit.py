@@ -73,6 +73,28 @@ SEED_PRESET = ViTConfig(
 SEED_KERAS_TRAINABLE = 57_455_149
 SEED_POSITION_EMBEDDING = 256 * 100
 
+def parameter_summary(network: nn.Module, classes: int) -> str:
+    """Parameter counts of a ViT classifier, and for the seed's preset the check against the seed.
+
+    ``network`` is the :class:`models.classification` classifier (``encoder`` + ``head``).
+    """
+    def count(module: nn.Module) -> int:
+        return sum(parameter.numel() for parameter in module.parameters())
+
+    encoder, head = network.encoder, network.head
+    config: ViTConfig = encoder.config
+    text = (f"ViT from scratch: {count(network):,} parameters (patch embedding {count(encoder.patch_embedding):,}, "
+            f"position embedding {encoder.position_embedding.numel():,}, {config.depth} blocks × {count(encoder.blocks[0]):,}, "
+            f"head {count(head):,})")
+    if config == SEED_PRESET:
+        last = head[-1]
+        one_unit = count(network) - count(last) + last.in_features + 1
+        text += (f"; with the seed's one sigmoid unit it would be {one_unit:,} = the seed's Keras summary "
+                 f"({SEED_KERAS_TRAINABLE:,} trainable) + the {SEED_POSITION_EMBEDDING:,} position-embedding weights "
+                 f"Keras did not list")
+    return text
+
+
 #: Compact presets for 64 px EuroSAT-size tiles.
 PRESETS: dict[str, ViTConfig] = {
     "seed": SEED_PRESET,

@@ -42,6 +42,15 @@ def test_seed_preset_matches_the_seed_keras_summary():
     assert encoder.class_token is None
 
 
+def test_seed_preset_parameter_summary_states_the_check():
+    from satvision.models.vit import parameter_summary
+
+    card = tiny_classifier_card(architecture={"id": "vit", "params": SEED_PRESET.params()}, bands=["B4", "B3", "B2"],
+                                normalisation={"reflectance_scale": 10000.0, "mean": [0.5] * 3, "std": [0.2] * 3})
+    text = parameter_summary(build_network(card), len(card.classes))
+    assert "57,480,749 = the seed's Keras summary (57,455,149 trainable) + the 25,600" in text
+
+
 @pytest.mark.parametrize("pooling", ["cls", "mean", "flatten"])
 def test_vit_poolings_give_class_logits(pooling):
     config = ViTConfig(image_size=32, patch_size=8, dim=24, depth=2, heads=4, pooling=pooling)
@@ -134,6 +143,9 @@ def test_classifier_model_file_round_trip(tmp_path):
     card = tiny_classifier_card()
     network = build_network(card).eval()
     path = save_model(tmp_path / "classifier.safetensors", network.state_dict(), card)
+    umask = __import__("os").umask(0)
+    __import__("os").umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable like any file the user writes, not owner-only
     loaded, loaded_card = load_model(path, task="classification")
     x = torch.rand(2, 4, 16, 16)
     with torch.no_grad():

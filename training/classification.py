@@ -235,6 +235,10 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     parameters = sum(p.numel() for p in network.parameters())
     trainer.say(f"{split.describe()}; {card.architecture.id} {architecture.params.get('model_name', '')} "
                 f"({parameters / 1e6:.2f} M parameters) on {trainer.device}")
+    if card.architecture.id == "vit":
+        from ..models.vit import parameter_summary
+
+        trainer.say(parameter_summary(network, len(card.classes)))
     result = trainer.fit(train_data, val_data)
 
     validation_loss, validation_metrics, confusion = _evaluate(trainer, task, val_data, "validation")

@@ -13,7 +13,6 @@ classifier fits in memory: EuroSAT RGB is 230 MB); DataLoader workers share it b
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -233,7 +232,3 @@ def band_statistics(dataset: TileSet, limit: int = 5000, seed: int = 0) -> tuple
     mean = values.mean(axis=(0, 2, 3))
     std = values.std(axis=(0, 2, 3))
     return [float(v) for v in mean], [float(max(v, 1e-6)) for v in std]
-
-
-def worker_count(requested: int) -> int:
-    return max(0, min(requested, (os.cpu_count() or 1) - 1))
