@@ -1,4 +1,4 @@
-"""``satvision models``: list, show and convert model files."""
+"""``satvision models``: list, show, convert and compact model files."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--card", type=Path, required=True, help="model card JSON describing the weights")
     convert.add_argument("output", type=Path, help="output .safetensors file")
     convert.set_defaults(func=convert_command)
+
+    compact = commands.add_parser(
+        "compact", help="store a model file's weights as float16 (half the size; the network still runs in float32)"
+    )
+    compact.add_argument("model", type=Path)
+    compact.add_argument("output", type=Path, help="output .safetensors file")
+    compact.set_defaults(func=compact_command)
 
 
 def list_command(arguments: argparse.Namespace) -> int:
@@ -67,4 +74,13 @@ def convert_command(arguments: argparse.Namespace) -> int:
     card = load_card_json(arguments.card.read_text(encoding="utf-8"), source=f"card {arguments.card.name}")
     output = convert_checkpoint(arguments.checkpoint, card, arguments.output)
     print(f"Wrote {output} ({card.task}, {card.architecture.id}, bands {','.join(card.bands)})")
+    return 0
+
+
+def compact_command(arguments: argparse.Namespace) -> int:
+    from ..models.modelfile import compact_model
+
+    output = compact_model(arguments.model, arguments.output)
+    before, after = arguments.model.stat().st_size, output.stat().st_size
+    print(f"Wrote {output}: {after / 2**20:.1f} MB (was {before / 2**20:.1f} MB), weights stored as float16")
     return 0

@@ -69,6 +69,36 @@ def save_model(
     return target
 
 
+#: Largest magnitude float16 holds; weights beyond it cannot be compacted.
+FLOAT16_MAX = 65504.0
+
+
+def compact_model(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Write a copy of a model file with its floating-point weights stored as float16.
+
+    Half the size (what lets the bundled models fit the plugin repository's 25 MB zip limit);
+    the network still runs in float32 (weights are cast back when loaded), and the card says how
+    the weights are stored. Refused when a weight exceeds float16's range.
+    """
+    import dataclasses
+
+    require("torch", "safetensors")
+    import torch
+    from safetensors.torch import load_file
+
+    card = read_card(source)
+    tensors = load_file(str(source), device="cpu")
+    compacted = {}
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point():
+            if tensor.numel() and float(tensor.abs().max()) > FLOAT16_MAX:
+                raise ModelFileError(f"{name} holds values beyond float16's range; {Path(source).name} cannot be compacted.")
+            tensor = tensor.to(torch.float16)
+        compacted[name] = tensor
+    note = "float16 (cast from the float32 training weights; the network runs in float32)"
+    return save_model(target, compacted, dataclasses.replace(card, extra={**card.extra, "weights_storage": note}))
+
+
 def load_model(
     path: str | os.PathLike[str],
     *,

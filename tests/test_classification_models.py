@@ -153,3 +153,34 @@ def test_classifier_model_file_round_trip(tmp_path):
     assert loaded_card.class_names() == card.class_names()
     with pytest.raises(SatVisionError):
         load_model(path, task="segmentation")
+
+
+def test_compact_model_halves_the_file_and_keeps_predictions(tmp_path, saved_model):
+    """float16 storage (how the bundled models fit the plugin zip): same outputs to fp16 precision."""
+    from satvision.models.modelfile import compact_model, read_card
+
+    torch.manual_seed(0)
+    card = tiny_classifier_card()
+    network = build_network(card).eval()
+    source = save_model(tmp_path / "full.safetensors", network.state_dict(), card)
+    compacted = compact_model(source, tmp_path / "half.safetensors")
+    assert compacted.stat().st_size < 0.6 * source.stat().st_size
+    assert "float16" in read_card(compacted).extra["weights_storage"]
+    loaded, _ = load_model(compacted, task="classification")
+    x = torch.rand(4, 4, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(torch.softmax(network(x), 1), torch.softmax(loaded(x), 1), atol=2e-3)
+    assert next(loaded.parameters()).dtype == torch.float32
+    segmentation = compact_model(saved_model, tmp_path / "unet-half.safetensors")  # BN buffers, int counters
+    assert load_model(segmentation, task="segmentation")[1].task == "segmentation"
+
+
+def test_compact_model_refuses_weights_beyond_float16(tmp_path):
+    from satvision.models.modelfile import compact_model
+
+    card = tiny_classifier_card()
+    state = build_network(card).state_dict()
+    state["head.0.weight"] = state["head.0.weight"] * 0 + 1e6
+    source = save_model(tmp_path / "big.safetensors", state, card)
+    with pytest.raises(SatVisionError, match="float16"):
+        compact_model(source, tmp_path / "half.safetensors")
