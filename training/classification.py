@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from .augment import MultispectralJitter, RandomRot90
 from .classification_data import ClassSplit, TileReader, TileSet, band_statistics, split_samples, tile_kind, tile_size_of
 from .classification_metrics import ClassificationMetrics
 from .classification_presets import COMPARE_DEFAULT, VIT_PRESETS
+from .reporting import clean_metrics, jsonable, write_comparison, write_json
 from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainerConfig, TrainingResult, check_new_run, read_log
 
 #: EuroSAT RGB tiles are Sentinel-2 L1C B4, B3, B2 (digital numbers, reflectance × 10000) clipped
@@ -245,9 +244,9 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     test: dict[str, Any] = {}
     if test_data is not None:
         test_loss, test_metrics, _ = _evaluate(trainer, task, test_data, "test")
-        test = _clean({**test_metrics.compute(), "loss": test_loss, "per_class": _clean_report(test_metrics.report())})
-    report = _clean_report(validation_metrics.report())
-    validation = _clean({**validation_metrics.compute(), "loss": validation_loss})
+        test = clean_metrics({**test_metrics.compute(), "loss": test_loss, "per_class": clean_metrics(test_metrics.report())})
+    report = clean_metrics(validation_metrics.report())
+    validation = clean_metrics({**validation_metrics.compute(), "loss": validation_loss})
     metrics = {**validation, "per_class": report, "evaluated_on": f"validation ({len(val_data)} tiles)",
                "best_epoch": result.best_epoch, "epochs_trained": result.last_epoch}
     if test:
@@ -264,8 +263,8 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
                                     title=f"{final_card.name} on validation: accuracy {validation['accuracy']:.4f}")
         with atomic_path(output / "report.txt") as temporary:
             temporary.write_text(validation_metrics.report_text() + "\n", encoding="utf-8")
-        _write_json(output / "training.json", {
-            "settings": _jsonable(settings), "split": split.describe(), "parameters": parameters,
+        write_json(output / "training.json", {
+            "settings": jsonable(settings), "split": split.describe(), "parameters": parameters,
             "best_epoch": result.best_epoch, "last_epoch": result.last_epoch, "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 2), "validation": validation, "per_class": report, "test": test,
         })
@@ -421,7 +420,7 @@ def evaluate_classification(model_path: str | Path | None, data: str | Path, *, 
     if confusion_png:
         plots.plot_confusion_matrix(metrics.confusion.numpy(), card.class_names(), confusion_png,
                                     title=f"{card.name} on {root.name}: accuracy {metrics.compute()['accuracy']:.4f}")
-    return ClassificationEvaluation(path, card.name, _clean(metrics.compute()), _clean_report(metrics.report()),
+    return ClassificationEvaluation(path, card.name, clean_metrics(metrics.compute()), clean_metrics(metrics.report()),
                                     metrics.confusion.long().tolist(), card.class_names(), time.perf_counter() - started)
 
 
@@ -445,18 +444,7 @@ def compare_classification(settings: ClassificationTrainingSettings, architectur
             "training_seconds": round(run.result.seconds, 1), "best_epoch": run.result.best_epoch, "model_path": str(run.model_path),
         })
     if is_main:
-        import csv
-        import io
-
-        output = Path(settings.output)
-        with atomic_path(output / "comparison.md") as temporary:
-            temporary.write_text(comparison_markdown(rows) + "\n", encoding="utf-8")
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_path(output / "comparison.csv") as temporary:
-            temporary.write_text(buffer.getvalue(), encoding="utf-8")
+        write_comparison(Path(settings.output), rows, comparison_markdown(rows))
     return rows
 
 
@@ -474,28 +462,3 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {MODEL_TITLES.get(row['model'], row['model'])} | {accuracy} | {f1} | {row['parameters'] / 1e6:.2f} M | {minutes}:{seconds:02d} |")
     lines += ["", "Validation split; every model trained with the same data, split, seed, epochs and augmentation."]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        out[key] = (None if math.isnan(value) else round(value, 6)) if isinstance(value, float) else value
-    return out
-
-
-def _clean_report(report: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    return {name: _clean(item) for name, item in report.items()}
-
-
-def _jsonable(value: Any) -> Any:
-    from .segmentation import _jsonable as jsonable
-
-    return jsonable(value)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -16,12 +16,8 @@ plugin does, and compares the mask and probability it writes with the label wind
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime
-import io
-import json
-import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,7 +30,6 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
 from .. import __version__
-from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
 from ..core.raster import open_raster, read_window
 from ..models.architectures import architectures, build_network
@@ -43,6 +38,7 @@ from ..models.modelfile import read_card, save_model
 from ..models.normalisation import normalise
 from . import plots
 from .augment import AugmentSettings, PatchAugmentation
+from .reporting import clean_metrics, jsonable, write_comparison, write_json
 from .losses import SegmentationObjective, build_loss
 from .metrics import SegmentationMetrics
 from .segmentation_data import (
@@ -208,12 +204,12 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
     trainer.say(f"{split.describe()}; {length} patches per epoch of {settings.patch_size} px; "
                 f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.device}")
     result = trainer.fit(train_data, val_data)
-    validation = _clean({k: v for k, v in result.best_metrics.items() if k not in ("epoch", "lr", "train_loss", "encoder_frozen", "seconds")})
+    validation = clean_metrics({k: v for k, v in result.best_metrics.items() if k not in ("epoch", "lr", "train_loss", "encoder_frozen", "seconds")})
     if not validation:
         _, validation = trainer.evaluate(val_data, "validation")
-        validation = _clean(validation)
+        validation = clean_metrics(validation)
     test_loss, test = trainer.evaluate(test_data, "test")
-    test = _clean({**test, "loss": test_loss})
+    test = clean_metrics({**test, "loss": test_loss})
     metrics = {
         **{k: v for k, v in validation.items() if k != "val_loss"},
         "evaluated_on": "validation split, non-overlapping tiles of whole regions (argmax)",
@@ -231,8 +227,8 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         if rows:
             plots.plot_curves(rows, output / "curves.png", title=f"{final_card.name}: {split.describe()}")
         _write_triptychs(network, task, val_data, settings.bands, output / "triptychs", trainer.device)
-        _write_json(output / "training.json", {
-            "settings": _jsonable(settings), "split": {
+        write_json(output / "training.json", {
+            "settings": jsonable(settings), "split": {
                 "description": split.describe(),
                 **{part: [_region_json(region) for region in split.part(part)] for part in ("train", "validation", "test")},
             },
@@ -274,7 +270,7 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
         extra={
             "loss": settings.loss,
             "encoder_weights": settings.encoder_weights,
-            "augmentation": _jsonable(settings.augment),
+            "augmentation": jsonable(settings.augment),
             "optimizer": {"name": "AdamW", "lr": settings.trainer.lr, "weight_decay": settings.trainer.weight_decay,
                           "schedule": settings.trainer.schedule, "batch_size": settings.trainer.batch_size,
                           "freeze_encoder_epochs": settings.trainer.freeze_encoder_epochs},
@@ -417,8 +413,8 @@ def evaluate_segmentation(
             metrics = SegmentationMetrics(card.class_names(), IGNORE_INDEX)
             _compare(probability_path, mask_path, region, len(card.classes), metrics)
             total.merge(metrics)
-            per_image.append({**_region_json(region), **_clean(metrics.compute())})
-    return SegmentationEvaluation(path, card.name, _clean(total.compute()), per_image, time.perf_counter() - started)
+            per_image.append({**_region_json(region), **clean_metrics(metrics.compute())})
+    return SegmentationEvaluation(path, card.name, clean_metrics(total.compute()), per_image, time.perf_counter() - started)
 
 
 def _whole_regions(pairs) -> list[Region]:
@@ -483,15 +479,7 @@ def compare_segmentation(settings: SegmentationTrainingSettings, architectures_t
         })
     if not is_main:
         return rows
-    output = Path(settings.output)
-    with atomic_path(output / "comparison.md") as temporary:
-        temporary.write_text(comparison_markdown(rows) + "\n", encoding="utf-8")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(output / "comparison.csv") as temporary:
-        temporary.write_text(buffer.getvalue(), encoding="utf-8")
+    write_comparison(Path(settings.output), rows, comparison_markdown(rows))
     return rows
 
 
@@ -523,33 +511,5 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-safe metrics: NaN → None, floats rounded to 6 digits."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, float):
-            out[key] = None if math.isnan(value) else round(value, 6)
-        else:
-            out[key] = value
-    return out
-
-
 def _region_json(region: Region) -> dict[str, Any]:
     return {"image": str(region.pair.image), "label": str(region.pair.label), "rows": [region.row_start, region.row_stop]}
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {item.name: _jsonable(getattr(value, item.name)) for item in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
