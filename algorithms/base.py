@@ -60,3 +60,19 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
         raise NotImplementedError
+
+    def raster_and_bounds(self, parameters, context, raster_name: str, extent_name: str):
+        """The input raster layer (read by GDAL, with a CRS) and the optional extent as
+        ``(west, south, east, north)`` in the raster's CRS, or None."""
+        layer = self.parameterAsRasterLayer(parameters, raster_name, context)
+        if layer is None or layer.providerType() != "gdal":
+            raise QgsProcessingException("The input must be a raster layer read by GDAL (a file such as a GeoTIFF).")
+        if not layer.crs().isValid():
+            raise QgsProcessingException(
+                f"The raster {layer.name()} has no coordinate reference system. Assign one first "
+                "(Raster > Projections > Assign Projection)."
+            )
+        if not parameters.get(extent_name):
+            return layer, None
+        extent = self.parameterAsExtent(parameters, extent_name, context, layer.crs())
+        return layer, (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())

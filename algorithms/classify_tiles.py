@@ -9,7 +9,6 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -160,18 +159,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
         from ..inference.tiles import classify_tiles
 
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None or layer.providerType() != "gdal":
-            raise QgsProcessingException("The input must be a raster layer read by GDAL (a file such as a GeoTIFF).")
-        if not layer.crs().isValid():
-            raise QgsProcessingException(
-                f"The raster {layer.name()} has no coordinate reference system. Assign one first "
-                "(Raster > Projections > Assign Projection)."
-            )
-        bounds = None
-        if parameters.get(self.EXTENT):
-            extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-            bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        layer, bounds = self.raster_and_bounds(parameters, context, self.INPUT, self.EXTENT)
         mode = MODES[self.parameterAsEnum(parameters, self.MODE, context)]
         settings = ClassificationSettings(
             mode=mode,

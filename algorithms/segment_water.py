@@ -7,7 +7,6 @@ from typing import Any
 from qgis.core import (
     QgsFillSymbol,
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -131,18 +130,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
         from ..inference.water import segment_water
 
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None or layer.providerType() != "gdal":
-            raise QgsProcessingException("The input must be a raster layer read by GDAL (a file such as a GeoTIFF).")
-        if not layer.crs().isValid():
-            raise QgsProcessingException(
-                f"The raster {layer.name()} has no coordinate reference system. Assign one first "
-                "(Raster > Projections > Assign Projection)."
-            )
-        bounds = None
-        if parameters.get(self.EXTENT):
-            extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-            bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        layer, bounds = self.raster_and_bounds(parameters, context, self.INPUT, self.EXTENT)
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         settings = SegmentationSettings(
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,

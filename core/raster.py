@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from .atomic import atomic_path
 from .bands import check_band_positions, match_bands
-from .errors import RasterError
+from .errors import RasterError, SatVisionError
 
 #: Creation options for every GeoTIFF SatVision writes.
 GEOTIFF_CREATION_OPTIONS: Mapping[str, Any] = {
@@ -119,6 +119,31 @@ def select_bands(
     if positions:
         return check_band_positions(positions, dataset.count, wanted)
     return match_bands(wanted, band_descriptions(dataset), source=f"the raster {Path(dataset.name).name}")
+
+
+def extent_window(
+    dataset: rasterio.io.DatasetReader,
+    bounds: tuple[float, float, float, float] | None,
+) -> tuple[Window, Grid]:
+    """The window of ``dataset`` inside ``bounds`` (west, south, east, north in its CRS) and its
+    grid; the whole raster when ``bounds`` is None. Empty or disjoint extents are clear errors."""
+    grid = grid_of(dataset)
+    full = Window(0, 0, grid.width, grid.height)
+    if bounds is None:
+        return full, grid
+    from rasterio.windows import from_bounds
+
+    west, south, east, north = bounds
+    if not (east > west and north > south):
+        raise SatVisionError("The extent is empty (zero width or height). Draw or choose a larger extent.")
+    requested = from_bounds(west, south, east, north, transform=grid.transform).round_offsets().round_lengths()
+    try:
+        window = requested.intersection(full)
+    except Exception as error:  # rasterio raises WindowError for disjoint windows
+        raise SatVisionError("The extent does not overlap the raster. Choose an extent inside the raster.") from error
+    if window.width < 1 or window.height < 1:
+        raise SatVisionError("The extent does not overlap the raster. Choose an extent inside the raster.")
+    return window, Grid(grid.crs, dataset.window_transform(window), int(window.width), int(window.height))
 
 
 def read_window(

@@ -26,10 +26,9 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..core.errors import OperationCancelled, SatVisionError
-from ..core.raster import Grid, grid_of, open_raster, read_resampled, read_window, select_bands
+from ..core.raster import Grid, extent_window, open_raster, read_resampled, read_window, select_bands
 from ..core.resampling import model_grid, needs_resampling, warped
 from .predictor import Predictor
-from .segment import _window_for
 
 MODES = ("grid", "whole")
 CANCELLED = "Cancelled: no output was written."
@@ -113,10 +112,8 @@ def classify_raster(
     cancelled = is_cancelled or (lambda: False)
 
     with open_raster(raster) as dataset:
-        full_grid = grid_of(dataset)
         band_indexes = select_bands(dataset, card.bands, settings.band_positions)
-        window = _window_for(dataset, full_grid, settings.bounds)
-        grid = Grid(full_grid.crs, dataset.window_transform(window), int(window.width), int(window.height))
+        window, grid = extent_window(dataset, settings.bounds)
         run = ClassificationRun(grid=grid, mode=settings.mode, tile_size=tile, stride=stride, device=predictor.label)
         if settings.mode == "whole":
             _classify_whole(dataset, band_indexes, window, grid, predictor, tile, settings, sink, run, cancelled)

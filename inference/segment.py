@@ -19,10 +19,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 from rasterio.enums import Resampling
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
 from ..core.errors import OperationCancelled, RasterError, SatVisionError
-from ..core.raster import Grid, grid_of, open_raster, read_window, select_bands, write_geotiff
+from ..core.raster import Grid, extent_window, open_raster, read_window, select_bands, write_geotiff
 from ..core.resampling import model_grid, needs_resampling, warped
 from ..core.tiling import StripBlender, Tile, TileLayout
 from ..models.card import ModelCard
@@ -98,10 +98,8 @@ def segment_raster(
     cancelled = is_cancelled or (lambda: False)
 
     with open_raster(raster) as dataset:
-        full_grid = grid_of(dataset)
         band_indexes = select_bands(dataset, card.bands, settings.band_positions)
-        window = _window_for(dataset, full_grid, settings.bounds)
-        output_grid = Grid(full_grid.crs, dataset.window_transform(window), int(window.width), int(window.height))
+        window, output_grid = extent_window(dataset, settings.bounds)
         run = SegmentationRun(grid=output_grid, device=predictor.label, class_name=class_name)
         tags = {
             "SATVISION_MODEL": card.name,
@@ -133,22 +131,6 @@ def segment_raster(
     report(1.0)
     return run
 
-
-def _window_for(dataset, grid: Grid, bounds: tuple[float, float, float, float] | None) -> Window:
-    full = Window(0, 0, grid.width, grid.height)
-    if bounds is None:
-        return full
-    west, south, east, north = bounds
-    if not (east > west and north > south):
-        raise SatVisionError("The extent is empty (zero width or height). Draw or choose a larger extent.")
-    requested = from_bounds(west, south, east, north, transform=grid.transform).round_offsets().round_lengths()
-    try:
-        window = requested.intersection(full)
-    except Exception as error:  # rasterio raises WindowError for disjoint windows
-        raise SatVisionError("The extent does not overlap the raster. Choose an extent inside the raster.") from error
-    if window.width < 1 or window.height < 1:
-        raise SatVisionError("The extent does not overlap the raster. Choose an extent inside the raster.")
-    return window
 
 
 class _TileJob:
