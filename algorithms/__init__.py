@@ -7,6 +7,14 @@ def all_algorithms() -> list:
     """A fresh instance of every SatVision algorithm (importing no heavy library)."""
     from .classify_tiles import ClassifyTilesAlgorithm
     from .diagnose import DiagnoseAlgorithm
+    from .export_training_pairs import ExportTrainingPairsAlgorithm
+    from .fetch_sentinel2 import FetchSentinel2Algorithm
     from .segment_water import SegmentWaterAlgorithm
 
-    return [DiagnoseAlgorithm(), SegmentWaterAlgorithm(), ClassifyTilesAlgorithm()]
+    return [
+        DiagnoseAlgorithm(),
+        FetchSentinel2Algorithm(),
+        ExportTrainingPairsAlgorithm(),
+        SegmentWaterAlgorithm(),
+        ClassifyTilesAlgorithm(),
+    ]

@@ -12,12 +12,21 @@ from typing import Sequence
 
 from .. import __version__
 from ..core.errors import SatVisionError
-from . import compare_command, diagnose_command, evaluate_command, models_command, sample_data_command, train_command
+from . import (
+    compare_command,
+    diagnose_command,
+    evaluate_command,
+    fetch_command,
+    models_command,
+    sample_data_command,
+    train_command,
+)
 
 COMMAND_MODULES = (
     models_command,
     diagnose_command,
     sample_data_command,
+    fetch_command,
     train_command,
     evaluate_command,
     compare_command,

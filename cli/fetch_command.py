@@ -1,0 +1,192 @@
+"""``satvision fetch sentinel2`` and ``satvision fetch pairs``: Earth Engine downloads from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("fetch", help="download Sentinel-2 (and water-label training pairs) from Google Earth Engine")
+    tasks = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
+
+    image = tasks.add_parser("sentinel2", help="a cloud-masked Sentinel-2 composite for an extent, as one GeoTIFF")
+    image.add_argument("--bounds", required=True, help="west,south,east,north in --bounds-crs; write --bounds=W,S,E,N when west is negative")
+    image.add_argument("--bounds-crs", default="EPSG:4326", help="CRS of --bounds (default EPSG:4326)")
+    image.add_argument("--output", required=True, type=Path)
+    _add_query_arguments(image, label_default="none")
+    image.set_defaults(func=run_image)
+
+    pairs = tasks.add_parser("pairs", help="image + water-label GeoTIFF pairs with a manifest, for segmentation training")
+    pairs.add_argument(
+        "--extent", action="append", default=[], metavar="NAME=W,S,E,N",
+        help="an area (lon/lat, or --bounds-crs); repeat for several",
+    )
+    pairs.add_argument("--areas", type=Path, help="a vector file of polygons (each feature's bounding box is an area)")
+    pairs.add_argument("--name-field", help="attribute naming the files of --areas (default: area_N)")
+    pairs.add_argument("--bounds-crs", default="EPSG:4326", help="CRS of --extent (default EPSG:4326)")
+    pairs.add_argument("--output", required=True, type=Path, help="folder for images/, labels/ and manifest.json")
+    _add_query_arguments(pairs, label_default="jrc")
+    pairs.set_defaults(func=run_pairs)
+
+
+def _add_query_arguments(parser: argparse.ArgumentParser, label_default: str) -> None:
+    from ..earthengine.fetch import DEFAULT_MAX_MEGABYTES
+    from ..earthengine.grid import DEFAULT_TILE_SIZE
+    from ..earthengine.sentinel2 import CLOUD_MASKS, COMPOSITES, DEFAULT_BANDS, WATER_LABELS
+
+    query = parser.add_argument_group("imagery")
+    query.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    query.add_argument("--end", required=True, help="last date (inclusive), YYYY-MM-DD")
+    query.add_argument("--level", choices=("L2A", "L1C"), default="L2A")
+    query.add_argument("--bands", default=",".join(DEFAULT_BANDS), help=f"comma-separated (default {','.join(DEFAULT_BANDS)})")
+    query.add_argument("--max-cloud", type=float, default=20.0, help="maximum scene cloud percentage (default 20)")
+    query.add_argument("--cloud-mask", choices=CLOUD_MASKS, default="cloud_score_plus")
+    query.add_argument("--clear-threshold", type=float, default=0.6, help="Cloud Score+ cs_cdf threshold (default 0.6)")
+    query.add_argument("--composite", choices=COMPOSITES, default="median")
+    query.add_argument("--water-label", choices=WATER_LABELS, default=label_default)
+    query.add_argument("--water-occurrence", type=float, default=50.0, help="JRC occurrence %% for water (default 50)")
+    query.add_argument("--resolution", type=float, default=10.0)
+    query.add_argument("--crs", help="output CRS (default: UTM zone of the extent's centre)")
+    access = parser.add_argument_group("Earth Engine access")
+    access.add_argument("--project", help="Cloud project ID (default $SATVISION_EE_PROJECT)")
+    access.add_argument("--service-account-key", help="service-account JSON key file (default: earthengine authenticate's credentials)")
+    access.add_argument("--parallel", type=int, default=16, help="parallel requests (default 16)")
+    access.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"request tile side in px (default {DEFAULT_TILE_SIZE})")
+    access.add_argument("--max-megabytes", type=float, default=DEFAULT_MAX_MEGABYTES, help="refuse larger downloads")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+
+
+def _query(arguments: argparse.Namespace):  # noqa: ANN202
+    from ..earthengine.sentinel2 import Sentinel2Query
+
+    return Sentinel2Query(
+        start=arguments.start, end=arguments.end, level=arguments.level,
+        max_cloud=arguments.max_cloud, cloud_mask=arguments.cloud_mask, clear_threshold=arguments.clear_threshold,
+        composite=arguments.composite,
+        bands=tuple(band.strip().upper() for band in arguments.bands.split(",") if band.strip()),
+        water_label=arguments.water_label, water_occurrence=arguments.water_occurrence,
+    )
+
+
+def _settings(arguments: argparse.Namespace, bounds: tuple[float, float, float, float]):  # noqa: ANN202
+    from ..earthengine.fetch import FetchSettings
+
+    return FetchSettings(
+        bounds=bounds, bounds_crs=arguments.bounds_crs, resolution=arguments.resolution, crs=arguments.crs,
+        tile_size=arguments.tile_size, max_parallel=arguments.parallel, max_megabytes=arguments.max_megabytes,
+    )
+
+
+def _connection(arguments: argparse.Namespace):  # noqa: ANN202
+    from ..earthengine.connection import ConnectionSettings
+
+    return ConnectionSettings(project=arguments.project, service_account_key_file=arguments.service_account_key,
+                              max_parallel_requests=arguments.parallel)
+
+
+def parse_bounds(text: str) -> tuple[float, float, float, float]:
+    from ..core.errors import SatVisionError
+
+    try:
+        values = tuple(float(value) for value in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise SatVisionError(f"Bounds {text!r} must be four numbers: west,south,east,north.")
+    return values  # type: ignore[return-value]
+
+
+class _Progress:
+    """A tqdm bar fed with fractions; log lines go above it."""
+
+    def __init__(self, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.quiet = quiet
+        self.bar = None if quiet else tqdm(total=1000, unit="‰", leave=False, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+        self._tqdm = tqdm
+
+    def progress(self, fraction: float) -> None:
+        if self.bar is not None:
+            self.bar.n = int(1000 * fraction)
+            self.bar.refresh()
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            self._tqdm.write(message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_image(arguments: argparse.Namespace) -> int:
+    from ..earthengine.fetch import fetch_sentinel2, format_bytes
+
+    bar = _Progress(arguments.quiet)
+    try:
+        result = fetch_sentinel2(_query(arguments), _settings(arguments, parse_bounds(arguments.bounds)), arguments.output,
+                                 _connection(arguments), progress=bar.progress, log=bar.log)
+    finally:
+        bar.close()
+    print(f"Wrote {result.path} ({result.grid.width} x {result.grid.height} px, bands {','.join(result.bands)}, "
+          f"{len(result.scenes)} scenes, {format_bytes(result.stats.bytes)} fetched)")
+    return 0
+
+
+def run_pairs(arguments: argparse.Namespace) -> int:
+    from ..core.errors import SatVisionError
+    from ..training.export_pairs import Area, export_training_pairs, safe_name
+
+    taken: set[str] = set()
+    areas = []
+    for item in arguments.extent:
+        name, _, bounds = item.rpartition("=")
+        areas.append(Area(safe_name(name or f"area_{len(areas) + 1}", taken), parse_bounds(bounds), arguments.bounds_crs))
+    if arguments.areas:
+        areas.extend(areas_from_file(arguments.areas, arguments.name_field, taken))
+    if not areas:
+        raise SatVisionError("Give the areas: --extent NAME=W,S,E,N (repeatable) or --areas FILE.")
+    bar = _Progress(arguments.quiet)
+    try:
+        manifest = export_training_pairs(areas, _query(arguments), _settings(arguments, areas[0].bounds), arguments.output,
+                                         _connection(arguments), progress=bar.progress, log=bar.log)
+    finally:
+        bar.close()
+    count = len(json.loads(manifest.read_text(encoding="utf-8"))["pairs"])
+    print(f"Wrote {count} pairs and {manifest}")
+    return 0
+
+
+def areas_from_file(path: Path, name_field: str | None, taken: set[str]):  # noqa: ANN201
+    """Each polygon's bounding box (in lon/lat) from any OGR-readable file."""
+    from osgeo import ogr, osr
+
+    from ..core.errors import SatVisionError
+    from ..training.export_pairs import Area, safe_name
+
+    source = ogr.Open(str(path))
+    if source is None or source.GetLayerCount() == 0:
+        raise SatVisionError(f"Cannot read polygons from {path}; give a GeoPackage, GeoJSON or shapefile.")
+    layer = source.GetLayer(0)
+    wgs84 = osr.SpatialReference()
+    wgs84.SetFromUserInput("EPSG:4326")
+    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    layer_crs = layer.GetSpatialRef()
+    if layer_crs is None:
+        raise SatVisionError(f"{path} has no coordinate reference system; assign one first.")
+    layer_crs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    transform = osr.CoordinateTransformation(layer_crs, wgs84)
+    areas = []
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        if geometry is None or geometry.IsEmpty():
+            continue
+        geometry = geometry.Clone()
+        geometry.Transform(transform)
+        west, east, south, north = geometry.GetEnvelope()
+        name = feature.GetField(name_field) if name_field else f"area_{feature.GetFID()}"
+        areas.append(Area(safe_name(str(name), taken), (west, south, east, north)))
+    return areas

@@ -1,0 +1,220 @@
+"""Sentinel-2 on Earth Engine as expressions: collection, filters, cloud mask, composite, labels.
+
+Nothing here talks to the server: these functions build ``ee`` objects that the download
+serialises into its requests (and that the tests serialise offline). Collection IDs, band
+names and mask conventions are those of the Earth Engine catalog (see the notes in the README).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..core.errors import SatVisionError
+
+COLLECTIONS = {"L2A": "COPERNICUS/S2_SR_HARMONIZED", "L1C": "COPERNICUS/S2_HARMONIZED"}
+CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
+JRC_WATER = "JRC/GSW1_4/GlobalSurfaceWater"
+HANSEN = "UMD/hansen/global_forest_change_2015"
+CLOUD_PROPERTY = "CLOUDY_PIXEL_PERCENTAGE"
+
+SPECTRAL_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+BANDS = {
+    "L1C": SPECTRAL_BANDS,
+    "L2A": tuple(band for band in SPECTRAL_BANDS if band != "B10") + ("SCL",),
+}
+DEFAULT_BANDS = ("B2", "B3", "B4", "B8")
+CLOUD_MASKS = ("cloud_score_plus", "scl", "none")
+COMPOSITES = ("median", "least_cloudy", "mosaic")
+WATER_LABELS = ("none", "jrc", "hansen")
+#: SCL classes masked as not clear: cloud shadow, cloud medium/high probability, thin cirrus.
+SCL_NOT_CLEAR = (3, 8, 9, 10)
+#: Raster value of reflectance 1.0 in both collections.
+REFLECTANCE_SCALE = 10000
+#: The output's nodata; valid reflectance of 0 is raised to 1 (0.0001) so 0 only means "no data".
+NODATA = 0
+LABEL_BAND = "water_label"
+#: Values of the water-label band inside an image (Hansen's datamask convention).
+LABEL_LAND, LABEL_WATER = 1, 2
+
+
+@dataclass(frozen=True)
+class Sentinel2Query:
+    """What to fetch; dates are ISO strings, ``end`` inclusive."""
+
+    start: str
+    end: str
+    level: str = "L2A"
+    max_cloud: float = 20.0
+    cloud_mask: str = "cloud_score_plus"
+    #: Cloud Score+ ``cs_cdf`` at or above which a pixel counts as clear (0.5–0.65 recommended)
+    clear_threshold: float = 0.6
+    composite: str = "median"
+    bands: tuple[str, ...] = DEFAULT_BANDS
+    water_label: str = "none"
+    #: JRC occurrence (%) at or above which a pixel is labelled water
+    water_occurrence: float = 50.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bands", tuple(self.bands))
+        object.__setattr__(self, "level", self.level.upper())
+        self.validate()
+
+    def validate(self) -> None:
+        if self.level not in COLLECTIONS:
+            raise SatVisionError(f"Unknown collection level {self.level!r}; choose L2A (surface reflectance) or L1C.")
+        start, end = parse_date(self.start, "start"), parse_date(self.end, "end")
+        if end < start:
+            raise SatVisionError(f"The end date {self.end} is before the start date {self.start}; swap them.")
+        if start < dt.date(2015, 6, 23):
+            raise SatVisionError(f"Sentinel-2 data start on 2015-06-23; the start date {self.start} is earlier.")
+        for name, allowed in (("cloud mask", CLOUD_MASKS), ("composite", COMPOSITES), ("water label", WATER_LABELS)):
+            value = getattr(self, name.replace(" ", "_"))
+            if value not in allowed:
+                raise SatVisionError(f"Unknown {name} {value!r}; choose one of {', '.join(allowed)}.")
+        if not self.bands:
+            raise SatVisionError("No bands chosen; pick at least one (default B2, B3, B4, B8).")
+        unknown = [band for band in self.bands if band not in BANDS[self.level]]
+        if unknown:
+            extra = " SCL exists only in L2A." if "SCL" in unknown else ""
+            raise SatVisionError(
+                f"{self.level} has no band {', '.join(unknown)}.{extra} Available: {', '.join(BANDS[self.level])}."
+            )
+        if len(set(self.bands)) != len(self.bands):
+            raise SatVisionError(f"A band is chosen twice: {', '.join(self.bands)}.")
+        if self.cloud_mask == "scl" and self.level != "L2A":
+            raise SatVisionError("Scene-classification (SCL) masking needs L2A; choose Cloud Score+ for L1C.")
+        if not 0.0 <= self.max_cloud <= 100.0:
+            raise SatVisionError(f"The maximum scene cloud percentage must be 0-100 (got {self.max_cloud:g}).")
+        if not 0.0 <= self.clear_threshold <= 1.0:
+            raise SatVisionError(f"The Cloud Score+ threshold must be 0-1 (got {self.clear_threshold:g}; 0.6 is usual).")
+
+    @property
+    def collection_id(self) -> str:
+        return COLLECTIONS[self.level]
+
+    @property
+    def output_bands(self) -> tuple[str, ...]:
+        return self.bands + ((LABEL_BAND,) if self.water_label != "none" else ())
+
+    @property
+    def end_exclusive(self) -> str:
+        return (parse_date(self.end, "end") + dt.timedelta(days=1)).isoformat()
+
+
+def parse_date(value: str, which: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise SatVisionError(f"The {which} date {value!r} is not a date; write it as YYYY-MM-DD.") from None
+
+
+def region(bounds: Sequence[float], crs_code: str) -> Any:
+    """The request's rectangle in the output CRS (planar, so it is exactly the grid's bounds)."""
+    import ee
+
+    return ee.Geometry.Rectangle(list(bounds), crs_code, False)
+
+
+def found_scenes(query: Sentinel2Query, area: Any) -> Any:
+    """Scenes over the area in the dates, before the cloud limit."""
+    import ee
+
+    return ee.ImageCollection(query.collection_id).filterBounds(area).filterDate(query.start, query.end_exclusive)
+
+
+def scenes(query: Sentinel2Query, area: Any) -> Any:
+    """Scenes over the area in the dates under the scene cloud limit."""
+    import ee
+
+    return found_scenes(query, area).filter(ee.Filter.lte(CLOUD_PROPERTY, query.max_cloud))
+
+
+def scene_summary(query: Sentinel2Query, area: Any) -> Any:
+    """One value request describing the scenes: ids, dates and cloud of those kept, counts of all."""
+    import ee
+
+    found = found_scenes(query, area)
+    kept = scenes(query, area)
+    return ee.Dictionary({
+        "scenes": kept.reduceColumns(ee.Reducer.toList(3), ["system:index", "system:time_start", CLOUD_PROPERTY]).get("list"),
+        "found": found.size(),
+        "cloud_min": found.aggregate_min(CLOUD_PROPERTY),
+        "cloud_max": found.aggregate_max(CLOUD_PROPERTY),
+    })
+
+
+def masked_scenes(query: Sentinel2Query, area: Any) -> Any:
+    """The kept scenes with unclear pixels masked as the query says."""
+    import ee
+
+    collection = scenes(query, area)
+    if query.cloud_mask == "cloud_score_plus":
+        threshold = query.clear_threshold
+        collection = collection.linkCollection(ee.ImageCollection(CLOUD_SCORE_PLUS), ["cs_cdf"]).map(
+            lambda image: image.updateMask(image.select("cs_cdf").gte(threshold))
+        )
+    elif query.cloud_mask == "scl":
+        not_clear = list(SCL_NOT_CLEAR)
+        collection = collection.map(
+            lambda image: image.updateMask(image.select("SCL").remap(not_clear, [0] * len(not_clear), 1))
+        )
+    return collection
+
+
+def composite(query: Sentinel2Query, area: Any) -> Any:
+    """The chosen bands composited over the masked scenes (masked where no clear pixel exists)."""
+    import ee
+
+    collection = masked_scenes(query, area)
+    reflectance = [band for band in query.bands if band != "SCL"]
+    if query.composite == "median":
+        parts = []
+        if reflectance:
+            parts.append(collection.select(reflectance).median())
+        if "SCL" in query.bands:  # a class: the most frequent one, not a median
+            parts.append(collection.select(["SCL"]).mode())
+        image = parts[0] if len(parts) == 1 else ee.Image.cat(parts)
+    elif query.composite == "least_cloudy":
+        # the least cloudy acquisition: every scene of that day, so the extent is covered across tile borders
+        best = scenes(query, area).sort(CLOUD_PROPERTY).first()
+        day = ee.Date(best.get("system:time_start")).getRange("day")
+        image = collection.filterDate(day.start(), day.end()).mosaic()
+    else:  # mosaic: the most recent clear pixel on top
+        image = collection.sort("system:time_start").mosaic()
+    image = image.select(list(query.bands))
+    if reflectance:  # valid 0 reflectance → 1, so that 0 can mean "no data"
+        raised = image.select(reflectance).max(1)
+        image = raised.addBands(image.select(["SCL"])) if "SCL" in query.bands else raised
+        image = image.select(list(query.bands))
+    return image.toUint16()
+
+
+def water_label(query: Sentinel2Query) -> Any:
+    """Hansen-convention label (0 no data, 1 land, 2 water), or None without a label."""
+    import ee
+
+    if query.water_label == "jrc":
+        occurrence = ee.Image(JRC_WATER).select("occurrence").unmask(0)
+        return occurrence.gte(query.water_occurrence).add(1).rename(LABEL_BAND).toUint16()
+    if query.water_label == "hansen":
+        return ee.Image(HANSEN).select("datamask").rename(LABEL_BAND).toUint16()
+    return None
+
+
+def output_image(query: Sentinel2Query, area: Any) -> Any:
+    """What the fetch downloads: the composite (0 where no clear pixel) plus the optional label band."""
+    image = composite(query, area).unmask(NODATA, False)
+    label = water_label(query)
+    if label is not None:
+        image = image.addBands(label.unmask(NODATA, False))
+    return image
+
+
+def training_label(query: Sentinel2Query) -> Any:
+    """The label of a training pair as the segmentation dataset reads it: 0 land, 1 water, 255 no data."""
+    label = water_label(query)
+    if label is None:
+        raise SatVisionError("A training pair needs a water label source: choose JRC or Hansen.")
+    return label.subtract(1).where(label.eq(0), 255).toUint8().rename("label")
