@@ -14,7 +14,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     image = tasks.add_parser("sentinel2", help="a cloud-masked Sentinel-2 composite for an extent, as one GeoTIFF")
     image.add_argument("--bounds", required=True, help="west,south,east,north in --bounds-crs; write --bounds=W,S,E,N when west is negative")
     image.add_argument("--bounds-crs", default="EPSG:4326", help="CRS of --bounds (default EPSG:4326)")
-    image.add_argument("--output", required=True, type=Path)
+    image.add_argument("--output", type=Path, help="the GeoTIFF to write (not needed with --dry-run)")
+    image.add_argument(
+        "--dry-run", action="store_true",
+        help="print the grid, the size estimate and the first request (serialised expression) as JSON; send nothing",
+    )
     _add_query_arguments(image, label_default="none")
     image.set_defaults(func=run_image)
 
@@ -123,8 +127,13 @@ class _Progress:
 
 
 def run_image(arguments: argparse.Namespace) -> int:
+    from ..core.errors import SatVisionError
     from ..earthengine.fetch import fetch_sentinel2, format_bytes
 
+    if arguments.dry_run:
+        return dry_run(arguments)
+    if arguments.output is None:
+        raise SatVisionError("Give --output FILE.tif (or --dry-run to only see the request).")
     bar = _Progress(arguments.quiet)
     try:
         result = fetch_sentinel2(_query(arguments), _settings(arguments, parse_bounds(arguments.bounds)), arguments.output,
@@ -133,6 +142,27 @@ def run_image(arguments: argparse.Namespace) -> int:
         bar.close()
     print(f"Wrote {result.path} ({result.grid.width} x {result.grid.height} px, bands {','.join(result.bands)}, "
           f"{len(result.scenes)} scenes, {format_bytes(result.stats.bytes)} fetched)")
+    return 0
+
+
+def dry_run(arguments: argparse.Namespace) -> int:
+    """Serialise with the client's offline set-up (static algorithm list): no credentials, no request."""
+    from ..earthengine.fetch import first_request, format_bytes, plan
+    from ..earthengine.grid import tile_count
+    from ..earthengine.offline import initialise_offline
+
+    query, settings = _query(arguments), _settings(arguments, parse_bounds(arguments.bounds))
+    grid, tile_size, estimated = plan(query, settings)
+    initialise_offline(arguments.project or "my-project")
+    report = {
+        "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6], "width": grid.width, "height": grid.height},
+        "bands": list(query.output_bands),
+        "estimated_size": format_bytes(estimated),
+        "requests": tile_count(grid, tile_size),
+        "request_tile_size": tile_size,
+        "first_request": first_request(query, settings),
+    }
+    print(json.dumps(report, indent=1))
     return 0
 
 

@@ -87,12 +87,33 @@ def plan(query: Sentinel2Query, settings: FetchSettings, band_count: int | None 
     return grid, request_tile_size(settings.tile_size, bands, BYTES_PER_SAMPLE), estimated
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def format_bytes(count: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if count < 1000 or unit == "TB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1000
     raise AssertionError("unreachable")
+
+
+def first_request(query: Sentinel2Query, settings: FetchSettings) -> dict[str, Any]:
+    """The body of the first pixel request the fetch would send (expression serialised as on the wire)."""
+    import ee
+
+    from .grid import request_tiles
+
+    grid, tile_size, _ = plan(query, settings)
+    area = region(grid_bounds(grid), crs_code(grid.crs))
+    tile = next(iter(request_tiles(grid, tile_size)))
+    return {
+        "expression": ee.serializer.encode(output_image(query, area), for_cloud_api=True),
+        "fileFormat": "NPY",
+        "bandIds": list(query.output_bands),
+        "grid": tile.grid(grid),
+    }
 
 
 def list_scenes(query: Sentinel2Query, area: Any, connection: Connection) -> list[Scene]:
@@ -144,17 +165,17 @@ def fetch_sentinel2(
     bands = query.output_bands
     say(
         f"Grid: {grid.width} x {grid.height} px at {settings.resolution:g} m in {grid.crs.to_string()}, "
-        f"{len(bands)} bands ({', '.join(bands)}): {format_bytes(estimated)} in {tile_count(grid, tile_size)} "
-        f"requests of up to {tile_size} x {tile_size} px, {settings.max_parallel} in parallel"
+        f"{len(bands)} bands ({', '.join(bands)}): {format_bytes(estimated)} in {plural(tile_count(grid, tile_size), 'request')} "
+        f"of up to {tile_size} x {tile_size} px, {settings.max_parallel} in parallel"
     )
     if connection is None:
         connection = connect(
             ConnectionSettings(**{**connection_settings.__dict__, "max_parallel_requests": settings.max_parallel})
         )
-    say(f"Connected: {connection.describe()}")
+        say(f"Connected: {connection.describe()}")
     area = region(grid_bounds(grid), crs_code(grid.crs))
     scenes = list_scenes(query, area, connection)
-    say(f"{len(scenes)} scene{'s' if len(scenes) != 1 else ''} after the {query.max_cloud:g} % cloud limit:")
+    say(f"{plural(len(scenes), 'scene')} after the {query.max_cloud:g} % cloud limit:")
     for scene in scenes:
         say(f"  {scene.describe()}")
     image = output_image(query, area)
@@ -170,7 +191,7 @@ def fetch_sentinel2(
         if LABEL_BAND in bands:
             writer.update_tags(len(bands), values="0 no data, 1 land, 2 water")
     say(
-        f"Fetched {format_bytes(stats.bytes)} in {stats.requests} requests ({stats.retries} retried, "
+        f"Fetched {format_bytes(stats.bytes)} in {plural(stats.requests, 'request')} ({stats.retries} retried, "
         f"up to {stats.max_in_flight} in flight) in {stats.seconds:.1f} s"
     )
     import ee

@@ -191,7 +191,9 @@ def test_a_client_error_fails_at_once_without_retrying(server, tmp_path):
     server.pixel_failures.append(400)
     with pytest.raises(SatVisionError, match="HTTP 400"):
         fetch(tmp_path, max_parallel=1)
-    assert len(server.pixel_requests()) == 1
+    grids = [json.dumps(body["grid"], sort_keys=True) for body in server.pixel_requests()]
+    assert grids.count(grids[0]) == 1  # the refused tile was not asked again
+    assert len(grids) <= 2  # the one worker may have started the next tile before the failure was seen
     assert only_file_names(tmp_path) == []
 
 
@@ -344,3 +346,18 @@ def test_cli_fetch_sentinel2_writes_the_geotiff(server, tmp_path, capsys):
     assert main(["fetch", "sentinel2", "--bounds", "1,2,3", "--start", "2024-06-01", "--end", "2024-06-30",
                  "--output", str(tmp_path / "x.tif")]) == 2
     assert "four numbers" in capsys.readouterr().err
+
+
+def test_cli_dry_run_prints_the_plan_and_the_serialised_request_without_sending_it(server, capsys):
+    from satvision.cli.main import main
+
+    assert main(["fetch", "sentinel2", f"--bounds={','.join(map(str, BOUNDS))}", "--start", "2024-06-01",
+                 "--end", "2024-06-30", "--composite", "mosaic", "--dry-run"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    grid = output_grid(BOUNDS, "EPSG:4326", 10.0)
+    assert report["grid"] == {"crs": "EPSG:32618", "transform": list(grid.transform)[:6], "width": grid.width, "height": grid.height}
+    assert report["requests"] == 1 and report["bands"] == ["B2", "B3", "B4", "B8"]
+    request = report["first_request"]
+    assert "ImageCollection.mosaic" in function_names(request["expression"])
+    assert request["grid"]["dimensions"] == {"width": grid.width, "height": grid.height}
+    assert server.requests == []

@@ -153,3 +153,24 @@ def test_qgis_process_with_a_service_account_key_and_without_credentials(qgis_pr
     assert "No Earth Engine credentials found" in completed.stdout + completed.stderr
     assert not (tmp_path / "none.tif").exists()
     assert os.environ.get("SATVISION_EE_BACKEND") == "offline"
+
+
+def test_a_service_account_key_from_a_qgis_authentication_configuration(plugin, offline_earth_engine, tmp_path):
+    from qgis.core import QgsApplication, QgsAuthMethodConfig
+
+    key_text = service_account_key(tmp_path / "key.json").read_text()
+    manager = QgsApplication.authManager()
+    assert manager.setMasterPassword("test-master-password", True)
+    config = QgsAuthMethodConfig("Basic")
+    config.setName("Earth Engine service account")
+    config.setConfig("username", "fetcher@my-project.iam.gserviceaccount.com")
+    config.setConfig("password", key_text)
+    assert manager.storeAuthenticationConfig(config)[0]
+    Path(offline_earth_engine["EARTHENGINE_CONFIG_DIR"], "credentials").unlink()  # only the auth config is left
+    feedback = Recorder()
+    result = run("fetchsentinel2", {"EXTENT": EXTENT, **DATES, "PROJECT": "my-project", "AUTH_CONFIG": config.id(),
+                                    "OUTPUT": str(tmp_path / "auth.tif")}, feedback)
+    assert result["SCENE_COUNT"] == 3
+    log = "\n".join(feedback.lines)
+    assert "service account key fetcher@my-project.iam.gserviceaccount.com (QGIS authentication configuration)" in log
+    assert "PRIVATE KEY" not in log

@@ -38,7 +38,8 @@ def test_the_provider_registers_and_unregisters(qgis_processing, qgis_iface):
     provider = registry.providerById("satvision")
     assert provider is not None and provider.name() == "SatVision"
     assert sorted(algorithm.id() for algorithm in provider.algorithms()) == [
-        "satvision:classifytiles", "satvision:diagnose", "satvision:segmentwater",
+        "satvision:classifytiles", "satvision:diagnose", "satvision:exporttrainingpairs", "satvision:fetchsentinel2",
+        "satvision:segmentwater",
     ]
     instance.unload()
     assert registry.providerById("satvision") is None
