@@ -54,9 +54,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per request (default 0.2)")
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as config:
-        (Path(config) / "credentials").write_text("{}")  # user credentials stand-in; never sent offline
-        os.environ.update(SATVISION_EE_BACKEND="offline", EARTHENGINE_CONFIG_DIR=config)
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as home:
+        credentials = Path(home, ".config", "earthengine", "credentials")
+        credentials.parent.mkdir(parents=True)
+        credentials.write_text("{}")  # a stand-in for user credentials; nothing is sent offline
+        os.environ.update(SATVISION_EE_BACKEND="offline", HOME=home)
         run(0.001, 512, 4, Path(folder))  # warm-up: imports and the client's algorithm list, once per process
         for tile_size, parallel in ((128, 16), (128, 32), (256, 16), (512, 16)):
             print(run(arguments.latency, tile_size, parallel, Path(folder)), flush=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,6 +47,8 @@ class ConnectionSettings:
     service_account_key_data: str | None = None
     #: parallel requests the HTTP connection pool must serve without blocking
     max_parallel_requests: int = 16
+    #: an httplib2-compatible transport replacing the network (a proxy, or the tests' fake server)
+    transport: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -172,19 +174,25 @@ def _json_type(path: Path) -> str | None:
 
 def live_connector(credentials: ResolvedCredentials, project: str, settings: ConnectionSettings) -> str:
     """Initialise the real client on the high-volume endpoint; our own code does the retrying."""
+    import sys
+
     import ee
     import requests.adapters
 
+    offline = sys.modules.get(f"{__package__}.offline")
+    if offline is not None:  # an offline run earlier in this process replaced parts of the client
+        offline.restore_client()
+    ee.Reset()
     try:
-        ee.Initialize(credentials.value, project=project, opt_url=HIGH_VOLUME_URL)
+        ee.Initialize(credentials.value, url=HIGH_VOLUME_URL, http_transport=settings.transport, project=project)
     except Exception as error:  # noqa: BLE001 - every failure is explained
         raise explain(error, project, credentials.kind) from None
     ee.data.setMaxRetries(0)
     session = getattr(ee.data._get_state(), "requests_session", None)  # noqa: SLF001 - pool size only
-    if session is not None:
+    if session is not None and settings.transport is None:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.max_parallel_requests))
         session.mount("https://", adapter)
-    return "live (earthengine-highvolume.googleapis.com)"
+    return "live (earthengine-highvolume.googleapis.com)" if settings.transport is None else "live client, custom transport"
 
 
 def connect(settings: ConnectionSettings, connector: Connector | None = None) -> Connection:

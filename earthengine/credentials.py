@@ -17,8 +17,8 @@ SERVICE_ACCOUNT_VARIABLES = ("SATVISION_EE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICA
 
 
 def earthengine_user_credentials_path() -> Path:
-    """Where ``earthengine authenticate`` stores its refresh token."""
-    return Path(os.environ.get("EARTHENGINE_CONFIG_DIR", Path.home() / ".config" / "earthengine")) / "credentials"
+    """Where ``earthengine authenticate`` stores its refresh token (the client reads only this path)."""
+    return Path(os.path.expanduser("~/.config/earthengine/credentials"))
 
 
 def application_default_credentials_path() -> Path:

@@ -111,6 +111,11 @@ def explain(error: BaseException, project: str | None, credentials_kind: str | N
         )
     if "authorize access" in lower or "could not automatically determine credentials" in lower:
         return no_credentials_error()
+    if status is None and (isinstance(error, (ConnectionError, TimeoutError)) or "TransportError" in type(error).__name__):
+        return EarthEngineError(
+            f"Cannot reach Google's servers ({_first_sentence(text)}). Check the network connection and any "
+            "proxy (QGIS: Settings > Options > Network; servers: HTTPS_PROXY), then run again."
+        )
     if status in (401, 403):
         return EarthEngineAuthError(
             f"Earth Engine refused the request (HTTP {status}: {_first_sentence(text)}). Check that "

@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -75,7 +76,7 @@ class FakeEarthEngineServer:
         self._lock = threading.Lock()
         self._in_flight = 0
 
-    # httplib2.Http.request signature, as googleapiclient calls it
+    # httplib2.Http.request signature, as googleapiclient and google-auth-httplib2 call it
     def request(self, uri, method="GET", body=None, headers=None, redirections=None, connection_type=None):  # noqa: ANN001
         with self._lock:
             self._in_flight += 1
@@ -83,16 +84,34 @@ class FakeEarthEngineServer:
         try:
             if self.latency_s:
                 time.sleep(self.latency_s)
-            return self._answer(uri.split("?")[0], json.loads(body) if body else {})
+            try:
+                payload = json.loads(body) if body else {}
+            except (TypeError, ValueError):
+                payload = {}  # a form-encoded token request
+            authorised = any(key.lower() == "authorization" for key in (headers or {}))
+            return self._answer(uri, payload, authorised)
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _answer(self, path: str, payload: dict[str, Any]):  # noqa: ANN202
+    def _answer(self, uri: str, payload: dict[str, Any], authorised: bool = False):  # noqa: ANN202
+        path = uri.split("?")[0]
+        host = path.split("/")[2] if "://" in path else ""
         project = path.split("/projects/")[1].split("/")[0] if "/projects/" in path else ""
-        kind = "pixels" if path.endswith("image:computePixels") else "value" if path.endswith("value:compute") else "other"
+        if "$discovery/rest" in path:
+            kind = "discovery"
+        elif path.endswith("/token"):
+            kind = "token"
+        elif path.endswith("/algorithms"):
+            kind = "algorithms"
+        else:
+            kind = "pixels" if path.endswith("image:computePixels") else "value" if path.endswith("value:compute") else "other"
         with self._lock:
-            self.requests.append({"kind": kind, "project": project, "body": payload})
+            self.requests.append({"kind": kind, "project": project, "body": payload, "host": host, "authorised": authorised})
+            if kind == "discovery":
+                return _json_response(200, _discovery_document(f"https://{host}/"))
+            if kind == "token":
+                return _json_response(200, {"access_token": "fake-access-token", "expires_in": 3600, "token_type": "Bearer"})
             failure = None
             if project in self.project_errors:
                 failure = self.project_errors[project]
@@ -106,6 +125,8 @@ class FakeEarthEngineServer:
                 message = {429: "Too Many Requests: request rate or concurrency exceeded.",
                            500: "An internal error has occurred.", 503: "Service unavailable."}.get(status, message)
             return _json_response(status, {"error": {"code": status, "message": message, "status": "FAILED"}})
+        if kind == "algorithms":
+            return _json_response(200, _algorithm_list())
         if kind == "pixels":
             return self._pixels(payload)
         if kind == "value":
@@ -151,7 +172,24 @@ def _json_response(status: int, content: dict[str, Any]):  # noqa: ANN202
     return httplib2.Response({"status": status, "content-type": "application/json"}), json.dumps(content).encode()
 
 
+def _client_test_file(name: str) -> dict[str, Any]:
+    import ee
+
+    return json.loads((Path(ee.__file__).parent / "tests" / name).read_text(encoding="utf-8"))
+
+
+def _discovery_document(root_url: str) -> dict[str, Any]:
+    """The Cloud API discovery document shipped with the client, served from the host asked."""
+    return {**_client_test_file("cloud_api_discovery_document.json"), "rootUrl": root_url}
+
+
+def _algorithm_list() -> dict[str, Any]:
+    """The server's algorithm list as the client's own tests keep it."""
+    return _client_test_file("algorithms.json")
+
+
 _server: FakeEarthEngineServer | None = None
+_ORIGINALS: dict[str, Any] = {}
 
 
 def use_server(server: FakeEarthEngineServer | None) -> None:
@@ -176,6 +214,8 @@ def initialise_offline(project: str = "my-project", server: FakeEarthEngineServe
 
     server = server or current_server()
     ee.Reset()
+    _ORIGINALS.setdefault("install", ee.data._install_cloud_api_resource)  # noqa: SLF001
+    _ORIGINALS.setdefault("algorithms", ee.data.getAlgorithms)
     ee.data._install_cloud_api_resource = lambda: None  # noqa: SLF001 - the documented offline set-up
     ee.data.getAlgorithms = apitestcase.GetAlgorithms
     ee.Initialize(None, "", project=project)
@@ -184,6 +224,16 @@ def initialise_offline(project: str = "my-project", server: FakeEarthEngineServe
     state.cloud_api_resource_raw = apitestcase._GenerateCloudApiResource(server, True)  # noqa: SLF001
     ee.data.setMaxRetries(0)
     return server
+
+
+def restore_client() -> None:
+    """Undo :func:`initialise_offline`'s replacements so the client can go online again."""
+    import ee
+
+    if "install" in _ORIGINALS:
+        ee.data._install_cloud_api_resource = _ORIGINALS.pop("install")  # noqa: SLF001
+        ee.data.getAlgorithms = _ORIGINALS.pop("algorithms")
+    ee.Reset()
 
 
 def offline_connector(credentials: Any, project: str, settings: Any) -> str:

@@ -10,8 +10,9 @@ from typing import Any, Iterator
 SECRET_MARKER = "MII"
 
 
-def user_credentials(folder: Path) -> Path:
-    """A stand-in for the refresh-token file ``earthengine authenticate`` writes."""
+def user_credentials(home: Path) -> Path:
+    """A stand-in for the refresh-token file ``earthengine authenticate`` writes under ``home``."""
+    folder = home / ".config" / "earthengine"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "credentials"
     path.write_text(json.dumps({"refresh_token": "test-refresh-token-not-real"}), encoding="utf-8")

@@ -89,12 +89,13 @@ def test_earth_engine_credentials_are_reported_without_secrets(tmp_path, monkeyp
 def test_missing_credentials_say_how_to_configure(tmp_path, monkeypatch):
     for variable in ("GOOGLE_APPLICATION_CREDENTIALS", "SATVISION_EE_SERVICE_ACCOUNT_KEY"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("EARTHENGINE_CONFIG_DIR", str(tmp_path / "ee"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # the client reads ~/.config/earthengine/credentials only
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
     credentials = collect_report()["earth_engine"]
     assert not credentials["configured"] and "earthengine authenticate" in credentials["problem"]
-    (tmp_path / "ee").mkdir()
-    (tmp_path / "ee" / "credentials").write_text('{"refresh_token": "TOKEN-SECRET"}')
+    folder = tmp_path / ".config" / "earthengine"
+    folder.mkdir(parents=True)
+    (folder / "credentials").write_text('{"refresh_token": "TOKEN-SECRET"}')
     credentials = collect_report()["earth_engine"]
     assert credentials["configured"] and "TOKEN-SECRET" not in json.dumps(credentials)
 

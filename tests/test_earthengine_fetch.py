@@ -36,11 +36,10 @@ def credentials_home(tmp_path, monkeypatch) -> Path:
     for variable in ("GOOGLE_APPLICATION_CREDENTIALS", "SATVISION_EE_SERVICE_ACCOUNT_KEY", "SATVISION_EE_PROJECT",
                      "EARTHENGINE_PROJECT", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CONFIG"):
         monkeypatch.delenv(variable, raising=False)
-    folder = tmp_path / "earthengine-config"
-    monkeypatch.setenv("EARTHENGINE_CONFIG_DIR", str(folder))
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    user_credentials(folder)
-    return folder
+    return user_credentials(home).parent
 
 
 @pytest.fixture
@@ -361,3 +360,28 @@ def test_cli_dry_run_prints_the_plan_and_the_serialised_request_without_sending_
     assert "ImageCollection.mosaic" in function_names(request["expression"])
     assert request["grid"]["dimensions"] == {"width": grid.width, "height": grid.height}
     assert server.requests == []
+
+
+# --------------------------------------------------------------------------- the live connector
+
+
+def test_the_live_client_with_a_service_account_reaches_the_high_volume_endpoint(credentials_home, tmp_path):
+    """The real ee.Initialize, token exchange, discovery and algorithm list, with the network replaced."""
+    from satvision.earthengine.connection import connect, live_connector
+
+    key = service_account_key(tmp_path / "key.json")
+    server = offline.FakeEarthEngineServer()
+    settings = ConnectionSettings(project=PROJECT, service_account_key_file=str(key), transport=server)
+    connection = connect(settings, connector=live_connector)
+    assert connection.credentials.service_account == "fetcher@my-project.iam.gserviceaccount.com"
+    fetch_sentinel2(Sentinel2Query("2024-06-01", "2024-06-30"), FetchSettings(bounds=BOUNDS), tmp_path / "live.tif", connection=connection)
+    kinds = [request["kind"] for request in server.requests]
+    assert kinds[0] == "token" and {"discovery", "algorithms", "value", "pixels"} <= set(kinds)
+    earth_engine = [request for request in server.requests if request["kind"] != "token"]
+    assert all(request["host"] == "earthengine-highvolume.googleapis.com" and request["authorised"] for request in earth_engine)
+    assert {request["project"] for request in earth_engine if request["project"]} == {PROJECT}
+    server.project_errors["other-project"] = (403, "Project other-project is not registered to use Earth Engine.")
+    with pytest.raises(EarthEngineAuthError, match="service account is not allowed"):
+        connect(ConnectionSettings(project="other-project", service_account_key_file=str(key), transport=server),
+                connector=live_connector)
+    offline.restore_client()

@@ -24,10 +24,9 @@ def offline_earth_engine(tmp_path, monkeypatch) -> dict[str, str]:
     """User credentials on disk, the offline backend, a fresh fake server; returns the environment."""
     for variable in ("GOOGLE_APPLICATION_CREDENTIALS", "SATVISION_EE_SERVICE_ACCOUNT_KEY", "SATVISION_EE_PROJECT"):
         monkeypatch.delenv(variable, raising=False)
-    config = tmp_path / "earthengine-config"
-    user_credentials(config)
-    environment = {"SATVISION_EE_BACKEND": "offline", "EARTHENGINE_CONFIG_DIR": str(config),
-                   "CLOUDSDK_CONFIG": str(tmp_path / "no-gcloud")}
+    home = tmp_path / "home"
+    user_credentials(home)
+    environment = {"SATVISION_EE_BACKEND": "offline", "HOME": str(home), "CLOUDSDK_CONFIG": str(tmp_path / "no-gcloud")}
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     offline.use_server(offline.FakeEarthEngineServer())
@@ -144,10 +143,10 @@ def test_qgis_process_with_a_service_account_key_and_without_credentials(qgis_pr
         env=offline_earth_engine,
     ))
     assert answer["results"]["SCENE_COUNT"] == 3
-    Path(offline_earth_engine["EARTHENGINE_CONFIG_DIR"], "credentials").unlink()
+    Path(offline_earth_engine["HOME"], ".config", "earthengine", "credentials").unlink()
     completed = qgis_process(
         "run", "satvision:fetchsentinel2", "--", f"EXTENT={EXTENT}", "START_DATE=2024-06-01", "END_DATE=2024-06-30",
-        "PROJECT=my-project", f"OUTPUT={tmp_path / 'none.tif'}", env={**offline_earth_engine, "HOME": str(tmp_path)},
+        "PROJECT=my-project", f"OUTPUT={tmp_path / 'none.tif'}", env=offline_earth_engine,
     )
     assert completed.returncode != 0
     assert "No Earth Engine credentials found" in completed.stdout + completed.stderr
@@ -166,7 +165,7 @@ def test_a_service_account_key_from_a_qgis_authentication_configuration(plugin, 
     config.setConfig("username", "fetcher@my-project.iam.gserviceaccount.com")
     config.setConfig("password", key_text)
     assert manager.storeAuthenticationConfig(config)[0]
-    Path(offline_earth_engine["EARTHENGINE_CONFIG_DIR"], "credentials").unlink()  # only the auth config is left
+    Path(offline_earth_engine["HOME"], ".config", "earthengine", "credentials").unlink()  # only the auth config is left
     feedback = Recorder()
     result = run("fetchsentinel2", {"EXTENT": EXTENT, **DATES, "PROJECT": "my-project", "AUTH_CONFIG": config.id(),
                                     "OUTPUT": str(tmp_path / "auth.tif")}, feedback)
