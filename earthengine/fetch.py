@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,7 +70,6 @@ class FetchResult:
     stats: DownloadStats
     connection: Connection
     estimated_bytes: int
-    expression: dict[str, Any] = field(default_factory=dict)
 
 
 def plan(query: Sentinel2Query, settings: FetchSettings, band_count: int | None = None) -> tuple[Grid, int, int]:
@@ -194,9 +193,7 @@ def fetch_sentinel2(
         f"Fetched {format_bytes(stats.bytes)} in {plural(stats.requests, 'request')} ({stats.retries} retried, "
         f"up to {stats.max_in_flight} in flight) in {stats.seconds:.1f} s"
     )
-    import ee
-
-    return FetchResult(output, grid, bands, scenes, stats, connection, estimated, ee.serializer.encode(image))
+    return FetchResult(output, grid, bands, scenes, stats, connection, estimated)
 
 
 def grid_bounds(grid: Grid) -> list[float]:
