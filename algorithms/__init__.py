@@ -9,6 +9,7 @@ def all_algorithms() -> list:
     from .diagnose import DiagnoseAlgorithm
     from .export_training_pairs import ExportTrainingPairsAlgorithm
     from .fetch_sentinel2 import FetchSentinel2Algorithm
+    from .generate_imagery import GenerateImageryAlgorithm
     from .segment_water import SegmentWaterAlgorithm
 
     return [
@@ -17,4 +18,5 @@ def all_algorithms() -> list:
         ExportTrainingPairsAlgorithm(),
         SegmentWaterAlgorithm(),
         ClassifyTilesAlgorithm(),
+        GenerateImageryAlgorithm(),
     ]

@@ -17,6 +17,7 @@ from . import (
     diagnose_command,
     evaluate_command,
     fetch_command,
+    generation_command,
     models_command,
     sample_data_command,
     train_command,
@@ -30,6 +31,7 @@ COMMAND_MODULES = (
     train_command,
     evaluate_command,
     compare_command,
+    generation_command,
 )
 
 

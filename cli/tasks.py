@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-from . import classification_task, segmentation_task
+from . import classification_task, generation_task, segmentation_task
 
-TASK_MODULES: dict[str, ModuleType] = {"segmentation": segmentation_task, "classification": classification_task}
+TASK_MODULES: dict[str, ModuleType] = {
+    "segmentation": segmentation_task,
+    "classification": classification_task,
+    "generation": generation_task,
+}
 
 
 def add_task_parsers(parser: argparse.ArgumentParser, command: str) -> None:

@@ -74,3 +74,38 @@ def check(result: int, what: str) -> None:
     """Fail on a non-zero OGR error code (GDAL returns codes while exceptions are off)."""
     if result:
         raise SatVisionError(f"{what} failed: {gdal.GetLastErrorMsg() or f'OGR error {result}'}")
+
+
+def write_polygons(
+    path: Path,
+    crs: "object",
+    rings: "list[list[tuple[float, float]]]",
+    rows: "list[dict[str, str]]",
+    layer_name: str = "footprints",
+) -> None:
+    """Polygons (one outer ring each) with text attributes, written atomically to ``path``."""
+    from osgeo import osr
+
+    from .atomic import atomic_path
+
+    driver = output_driver(Path(path), "polygons")
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs.to_wkt())
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    with atomic_path(path) as temporary, created_dataset(driver, temporary) as dataset:
+        layer = dataset.CreateLayer(layer_name, srs, ogr.wkbPolygon)
+        for name in names:
+            check(layer.CreateField(ogr.FieldDefn(name, ogr.OFTString)), f"Creating the field {name}")
+        with transaction(dataset):
+            for ring_points, row in zip(rings, rows):
+                ring = ogr.Geometry(ogr.wkbLinearRing)
+                for x, y in ring_points:
+                    ring.AddPoint_2D(float(x), float(y))
+                polygon = ogr.Geometry(ogr.wkbPolygon)
+                polygon.AddGeometry(ring)
+                feature = ogr.Feature(layer.GetLayerDefn())
+                feature.SetGeometry(polygon)
+                for name, value in row.items():
+                    feature.SetField(name, str(value))
+                check(layer.CreateFeature(feature), "Writing a polygon")

@@ -72,4 +72,4 @@ def build_network(card: ModelCard) -> "torch.nn.Module":
 
 def _register_builtin() -> None:
     """Import the modules whose decorators register the built-in architectures."""
-    from . import classification, segmentation  # noqa: F401
+    from . import classification, generation, segmentation  # noqa: F401

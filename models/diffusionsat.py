@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
+from torch import nn
 
 from .diffusionsat_metadata import NUM_FIELDS, MetadataEmbedding
 
@@ -59,3 +60,37 @@ def from_released_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
 def to_released_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {(RELEASED_PREFIX + key[len(OUR_PREFIX):] if key.startswith(OUR_PREFIX) else key): value
             for key, value in state.items()}
+
+
+def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A transformers config dictionary without the bookkeeping keys a saved config.json has."""
+    skip = {"architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype", "model_type"}
+    return {key: value for key, value in config.items() if key not in skip}
+
+
+class DiffusionSatModel(nn.Module):
+    """The UNet (with metadata embedding), the VAE and the CLIP text encoder, as one module."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__()
+        from diffusers import AutoencoderKL
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        self.params = dict(params)
+        self.unet = build_unet(params["unet"], int(params.get("num_metadata", 7)))
+        self.vae = AutoencoderKL.from_config(dict(params["vae"]))
+        self.text_encoder = CLIPTextModel(CLIPTextConfig(**_plain_config(params["text_encoder"])))
+
+    @property
+    def image_size(self) -> int:
+        return int(self.params.get("image_size") or self.unet.config.sample_size * self.vae_scale)
+
+    @property
+    def vae_scale(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def num_metadata(self) -> int:
+        embedding = self.unet.class_embedding
+        return len(embedding.metadata_embedding) if embedding is not None else 0
+

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch stays optional until a network is built
     import torch
 
 CARD_KEY = "satvision.card"
+FILE_PREFIX = "satvision.file."
 MODEL_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
@@ -45,12 +46,31 @@ def read_card(path: str | os.PathLike[str]) -> ModelCard:
     return load_card_json(metadata[CARD_KEY], source=f"model card of {file.name}")
 
 
+def read_files(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The text files stored with the model (see :func:`save_model`), by name."""
+    require("safetensors")
+    from safetensors import SafetensorError, safe_open
+
+    file = _existing_model_file(path)
+    try:
+        with safe_open(str(file), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _damaged(file, error) from error
+    return {key[len(FILE_PREFIX):]: value for key, value in metadata.items() if key.startswith(FILE_PREFIX)}
+
+
 def save_model(
     path: str | os.PathLike[str],
     state_dict: Mapping[str, "torch.Tensor"],
     card: ModelCard,
+    files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``state_dict`` and ``card`` to ``path`` atomically (temporary file, then rename)."""
+    """Write ``state_dict`` and ``card`` to ``path`` atomically (temporary file, then rename).
+
+    ``files``: small text files that belong to the model (a tokenizer's vocabulary), stored in
+    the header under ``satvision.file.NAME`` and read back with :func:`read_files`.
+    """
     require("torch", "safetensors")
     from safetensors.torch import save_file
 
@@ -61,7 +81,9 @@ def save_model(
         raise ModelFileError(f"Model files end in {MODEL_SUFFIX}; got {target.name}.")
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in state_dict.items()}
     with atomic_path(target) as temporary:
-        save_file(tensors, str(temporary), metadata={CARD_KEY: card.to_json(indent=None)})
+        metadata = {CARD_KEY: card.to_json(indent=None)}
+        metadata.update({FILE_PREFIX + name: text for name, text in (files or {}).items()})
+        save_file(tensors, str(temporary), metadata=metadata)
         # safetensors creates files readable by the owner only; a model file is meant to be shared
         umask = os.umask(0)
         os.umask(umask)
@@ -96,7 +118,8 @@ def compact_model(source: str | os.PathLike[str], target: str | os.PathLike[str]
             tensor = tensor.to(torch.float16)
         compacted[name] = tensor
     note = "float16 (cast from the float32 training weights; the network runs in float32)"
-    return save_model(target, compacted, dataclasses.replace(card, extra={**card.extra, "weights_storage": note}))
+    return save_model(target, compacted, dataclasses.replace(card, extra={**card.extra, "weights_storage": note}),
+                      files=read_files(source))
 
 
 def load_model(

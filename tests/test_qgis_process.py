@@ -15,7 +15,7 @@ REPORT_FIELDS = {
     "satvision", "qgis", "python", "gdal", "packages", "missing_packages",
     "compute_device", "models", "model_folders", "earth_engine",
 }
-ALGORITHMS = ("diagnose", "fetchsentinel2", "exporttrainingpairs", "segmentwater", "classifytiles")
+ALGORITHMS = ("diagnose", "fetchsentinel2", "exporttrainingpairs", "segmentwater", "classifytiles", "generateimagery")
 PACKAGE_FIELDS = {
     "torch", "torchvision", "timm", "segmentation_models_pytorch", "diffusers",
     "transformers", "rasterio", "earthengine_api",
