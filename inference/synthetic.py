@@ -38,7 +38,7 @@ SWEEP_VALUES = {
 NO_MODEL = (
     "No generation model is configured. SatVision bundles none (the weights are several GB): download "
     f"{RELEASES}, unpack it, convert it once with `python -m satvision convert-diffusionsat UNPACKED_FOLDER "
-    "diffusionsat.safetensors`, then choose that file as the model (or put it in the user models folder)."
+    "diffusionsat.safetensors --image-size 512` (256 for the 256 px release), then choose that file as the model (or put it in the user models folder)."
 )
 
 

@@ -87,9 +87,35 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     raise ModelFileError(f"{folder} holds no weights ({' or '.join(WEIGHT_NAMES)}).")
 
 
+#: attention parameter names of VAEs saved by diffusers before 0.15 → current names
+LEGACY_ATTENTION = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.", ".proj_attn.": ".to_out.0."}
+
+
+def modern_names(weights: Mapping[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """Rename legacy attention tensors (``query``/``key``/``value``/``proj_attn``) that the current
+    module calls ``to_q``/``to_k``/``to_v``/``to_out.0``; everything else unchanged."""
+    renamed = {}
+    for key, value in weights.items():
+        if key not in expected:
+            for old, new in LEGACY_ATTENTION.items():
+                candidate = key.replace(old, new)
+                if candidate in expected:
+                    key = candidate
+                    if value.ndim == 4 and expected_shape_is_linear(candidate):
+                        value = value[:, :, 0, 0]
+                    break
+        renamed[key] = value
+    return renamed
+
+
+def expected_shape_is_linear(name: str) -> bool:
+    return name.endswith(".weight") and any(part in name for part in (".to_q.", ".to_k.", ".to_v.", ".to_out.0."))
+
+
 def load_component(module: torch.nn.Module, weights: Mapping[str, torch.Tensor], label: str) -> str:
     """Load strictly (only ignorable buffers may be extra); a one-line report."""
     expected = set(module.state_dict())
+    weights = modern_names(weights, expected)
     ignored = sorted(key for key in weights if key not in expected and IGNORABLE.search(key))
     kept = {key: value for key, value in weights.items() if key not in ignored}
     missing = sorted(expected - set(kept))
@@ -139,7 +165,8 @@ def convert_diffusionsat(
         "scheduler": scheduler, "image_size": size,
     }
     model = DiffusionSatModel(params)
-    say(f"UNet from {unet_dir.relative_to(source)} ({released_config.get('_class_name', 'UNet')}, {fields} metadata fields)")
+    say(f"UNet from {unet_dir.relative_to(source)} ({released_config.get('_class_name', 'UNet')}, {fields} metadata fields); "
+        f"image size {size} px{' (from the UNet sample size; --image-size overrides)' if not image_size else ''}")
     reports = [
         load_component(model.unet, from_released_keys(read_weights(unet_dir)), "UNet"),
         load_component(model.vae, read_weights(source / "vae"), "VAE"),

@@ -204,3 +204,28 @@ def test_generateimagery_through_qgis_process(qgis_process, generation_model, tm
     assert json.loads(answer["results"]["IMAGES"]) == [str(output)]
     with rasterio.open(output) as dataset:
         assert dataset.res == (1.0, 1.0) and dataset.tags()["model"] == "diffusionsat-diffusionsat-release0"
+
+
+def test_a_vae_with_legacy_attention_names_converts(released, tmp_path):
+    """VAEs saved by diffusers before 0.15 name attention query/key/value/proj_attn (1x1 convs)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = Path(shutil.copytree(released, tmp_path / "release"))
+    weights_file = copy / "vae" / "diffusion_pytorch_model.safetensors"
+    modern = load_file(str(weights_file))
+    legacy = {}
+    for key, value in modern.items():
+        for new, old in ((".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")):
+            if new in key:
+                key = key.replace(new, old)
+                value = value[:, :, None, None] if value.ndim == 2 else value
+                break
+        legacy[key] = value.contiguous()
+    assert any(".query." in key for key in legacy)
+    save_file(legacy, str(weights_file))
+    path = convert_diffusionsat(copy, tmp_path / "legacy.safetensors", half=False)
+    network, _ = load_model(path, task="generation")
+    for key, value in modern.items():
+        assert torch.equal(network.vae.state_dict()[key], value)
