@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 
-from satvision.earthengine import offline  # noqa: E402
-from satvision.earthengine.connection import ConnectionSettings  # noqa: E402
-from satvision.earthengine.fetch import FetchSettings, fetch_sentinel2  # noqa: E402
-from satvision.earthengine.grid import tile_count  # noqa: E402
-from satvision.earthengine.sentinel2 import Sentinel2Query  # noqa: E402
+from satvision.earthengine import offline
+from satvision.earthengine.connection import ConnectionSettings
+from satvision.earthengine.fetch import FetchSettings, fetch_sentinel2
+from satvision.earthengine.grid import tile_count
+from satvision.earthengine.sentinel2 import Sentinel2Query
 
 #: 10 km x 10 km in UTM 18N on the Virginia coast: 100 km² at 10 m is 1000 x 1000 px
 BOUNDS = (420000.0, 4110000.0, 430000.0, 4120000.0)

@@ -8,7 +8,7 @@ names and mask conventions are those of the Earth Engine catalog (see the notes 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..core.errors import SatVisionError
