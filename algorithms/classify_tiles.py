@@ -8,12 +8,10 @@ from typing import Any, Sequence
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
-    QgsProcessing,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -28,6 +26,7 @@ from ..core.devices import DEVICE_CHOICES
 from ..inference.classify import MODES, ClassificationSettings
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
+from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON, mark_advanced
 
 DEVICES = list(DEVICE_CHOICES)
 MODE_LABELS = ["Grid of tiles", "Whole raster as one tile"]
@@ -128,12 +127,12 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         )
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True))
         self.addParameter(QgsProcessingParameterEnum(self.MODE, "Mode", options=MODE_LABELS, defaultValue=0))
-        self.addParameter(number(self.TILE_SIZE, "Tile size in pixels (0: the model's)", number.Type.Integer, 0, minValue=0))
+        self.addParameter(number(self.TILE_SIZE, "Tile size in pixels (0: the model's)", INTEGER, 0, minValue=0))
         self.addParameter(
-            number(self.STRIDE, "Stride in pixels (0: the tile size, tiles side by side)", number.Type.Integer, 0, minValue=0)
+            number(self.STRIDE, "Stride in pixels (0: the tile size, tiles side by side)", INTEGER, 0, minValue=0)
         )
         self.addParameter(
-            QgsProcessingParameterVectorDestination(self.OUTPUT, "Classified tiles", type=QgsProcessing.SourceType.TypeVectorPolygon)
+            QgsProcessingParameterVectorDestination(self.OUTPUT, "Classified tiles", type=VECTOR_POLYGON)
         )
         self.addParameter(
             QgsProcessingParameterRasterDestination(
@@ -141,13 +140,13 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             )
         )
         advanced = [
-            number(self.BATCH_SIZE, "Batch size (tiles per forward pass)", number.Type.Integer, 32, minValue=1),
+            number(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 32, minValue=1),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
             number(self.MIN_VALID_SHARE, "Minimum share of valid pixels for a tile to be classified",
-                   number.Type.Double, 0.5, minValue=0.0, maxValue=1.0),
+                   DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
         ]
         for parameter in advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            mark_advanced(parameter)
             self.addParameter(parameter)
         self.addOutput(QgsProcessingOutputString("CLASS", "Class (whole mode: of the raster; grid: first classified tile)"))
         self.addOutput(QgsProcessingOutputNumber("CONFIDENCE", "Probability of that class"))

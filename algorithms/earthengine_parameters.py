@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingParameterAuthConfig,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -26,6 +25,7 @@ from ..earthengine.fetch import DEFAULT_MAX_MEGABYTES, FetchSettings
 from ..earthengine.grid import DEFAULT_TILE_SIZE
 from ..earthengine.sentinel2 import CLOUD_MASKS, COMPOSITES, DEFAULT_BANDS, Sentinel2Query
 from ..provider.settings import default_earth_engine_project
+from .qgis_enums import DATE, DOUBLE, INTEGER, mark_advanced
 
 START_DATE, END_DATE = "START_DATE", "END_DATE"
 MAX_CLOUD, CLOUD_MASK, CLEAR_THRESHOLD = "MAX_CLOUD", "CLOUD_MASK", "CLEAR_THRESHOLD"
@@ -58,17 +58,17 @@ def add_query_parameters(algorithm, *, label_choices: list[int] | None = None, l
     number = QgsProcessingParameterNumber
     today = QDate.currentDate()
     algorithm.addParameter(QgsProcessingParameterDateTime(
-        START_DATE, "Start date", type=QgsProcessingParameterDateTime.Type.Date, defaultValue=today.addDays(-90)))
+        START_DATE, "Start date", type=DATE, defaultValue=today.addDays(-90)))
     algorithm.addParameter(QgsProcessingParameterDateTime(
-        END_DATE, "End date (inclusive)", type=QgsProcessingParameterDateTime.Type.Date, defaultValue=today))
-    algorithm.addParameter(number(MAX_CLOUD, "Maximum scene cloud percentage", number.Type.Double, 20.0, minValue=0.0, maxValue=100.0))
+        END_DATE, "End date (inclusive)", type=DATE, defaultValue=today))
+    algorithm.addParameter(number(MAX_CLOUD, "Maximum scene cloud percentage", DOUBLE, 20.0, minValue=0.0, maxValue=100.0))
     algorithm.addParameter(QgsProcessingParameterEnum(CLOUD_MASK, "Cloud masking", options=CLOUD_MASK_LABELS, defaultValue=0))
     algorithm.addParameter(QgsProcessingParameterEnum(COMPOSITE, "Composite", options=COMPOSITE_LABELS, defaultValue=0))
     algorithm.addParameter(QgsProcessingParameterEnum(LEVEL, "Collection level", options=LEVEL_LABELS, defaultValue=0))
     algorithm.addParameter(QgsProcessingParameterEnum(
         BANDS, "Bands", options=BAND_OPTIONS, allowMultiple=True,
         defaultValue=[BAND_OPTIONS.index(band) for band in DEFAULT_BANDS]))
-    algorithm.addParameter(number(RESOLUTION, "Resolution (m)", number.Type.Double, 10.0, minValue=1.0))
+    algorithm.addParameter(number(RESOLUTION, "Resolution (m)", DOUBLE, 10.0, minValue=1.0))
     algorithm.addParameter(QgsProcessingParameterCrs(CRS, "Output CRS (empty: UTM zone of the extent's centre)", optional=True))
     choices = label_choices if label_choices is not None else list(range(len(WATER_LABELS)))
     algorithm.addParameter(QgsProcessingParameterEnum(
@@ -76,8 +76,8 @@ def add_query_parameters(algorithm, *, label_choices: list[int] | None = None, l
     algorithm._water_label_choices = choices
     advanced = [
         number(CLEAR_THRESHOLD, "Cloud Score+ threshold (cs_cdf at or above which a pixel is clear)",
-               number.Type.Double, 0.6, minValue=0.0, maxValue=1.0),
-        number(WATER_OCCURRENCE, "JRC occurrence (%) at or above which a pixel is water", number.Type.Double, 50.0,
+               DOUBLE, 0.6, minValue=0.0, maxValue=1.0),
+        number(WATER_OCCURRENCE, "JRC occurrence (%) at or above which a pixel is water", DOUBLE, 50.0,
                minValue=0.0, maxValue=100.0),
     ]
     _add_advanced(algorithm, advanced)
@@ -94,15 +94,15 @@ def add_connection_parameters(algorithm) -> None:
         fileFilter="JSON key files (*.json);;All files (*)"))
     number = QgsProcessingParameterNumber
     _add_advanced(algorithm, [
-        number(PARALLEL, "Parallel requests", number.Type.Integer, 16, minValue=1, maxValue=40),
-        number(TILE_SIZE, "Request tile size (px)", number.Type.Integer, DEFAULT_TILE_SIZE, minValue=64, maxValue=8192),
-        number(MAX_MEGABYTES, "Maximum download size (MB, uncompressed)", number.Type.Double, DEFAULT_MAX_MEGABYTES, minValue=1.0),
+        number(PARALLEL, "Parallel requests", INTEGER, 16, minValue=1, maxValue=40),
+        number(TILE_SIZE, "Request tile size (px)", INTEGER, DEFAULT_TILE_SIZE, minValue=64, maxValue=8192),
+        number(MAX_MEGABYTES, "Maximum download size (MB, uncompressed)", DOUBLE, DEFAULT_MAX_MEGABYTES, minValue=1.0),
     ])
 
 
 def _add_advanced(algorithm, parameters) -> None:
     for parameter in parameters:
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        mark_advanced(parameter)
         algorithm.addParameter(parameter)
 
 

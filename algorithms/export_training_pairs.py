@@ -8,7 +8,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
@@ -19,6 +18,7 @@ from qgis.core import (
 
 from . import earthengine_parameters as ee_parameters
 from .base import SatVisionAlgorithm
+from .qgis_enums import VECTOR_POLYGON
 
 #: label choices offered here: JRC and Hansen (a pair without a label makes no sense)
 LABEL_CHOICES = [1, 2]
@@ -47,7 +47,7 @@ class ExportTrainingPairsAlgorithm(SatVisionAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.AREAS, "Areas (polygons)", [QgsProcessing.SourceType.TypeVectorPolygon]))
+            self.AREAS, "Areas (polygons)", [VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterField(
             self.NAME_FIELD, "Name field (file names)", parentLayerParameterName=self.AREAS, optional=True))
         ee_parameters.add_query_parameters(self, label_choices=LABEL_CHOICES, label_default=0)

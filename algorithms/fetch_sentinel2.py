@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -17,6 +16,7 @@ from qgis.core import (
 
 from . import earthengine_parameters as ee_parameters
 from .base import SatVisionAlgorithm
+from .qgis_enums import VECTOR_POLYGON
 
 
 class FetchSentinel2Algorithm(SatVisionAlgorithm):
@@ -49,7 +49,7 @@ class FetchSentinel2Algorithm(SatVisionAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.AREA, "…or the extent of a polygon layer", [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+            self.AREA, "…or the extent of a polygon layer", [VECTOR_POLYGON], optional=True))
         ee_parameters.add_query_parameters(self)
         ee_parameters.add_connection_parameters(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sentinel-2 image"))

@@ -7,13 +7,11 @@ import json
 from typing import Any
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -29,6 +27,7 @@ from qgis.PyQt.QtCore import QDate
 from ..core.devices import DEVICE_CHOICES
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
+from .qgis_enums import DATE, DOUBLE, INTEGER, VECTOR_POLYGON, mark_advanced
 
 DEVICES = list(DEVICE_CHOICES)
 SIZES = [None, 256, 512]
@@ -58,7 +57,7 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
         "<b>Model</b>: a converted DiffusionSat model file (.safetensors) or its name in the user "
         "models folder. SatVision bundles none: download DiffusionSat's released weights (Zenodo "
         "record 13751498, 512 px; 13756199, 256 px), unpack, and convert once with "
-        "<code>python -m satvision convert-diffusionsat FOLDER diffusionsat.safetensors</code>.\n\n"
+        "<code>python -m satvision convert-diffusionsat FOLDER diffusionsat.safetensors --image-size 512</code>.\n\n"
         "Requests outside the model's training data (GSD far from sub-metre to a few metres, "
         "dates outside its training years) get a warning: the image will be less faithful. Same "
         "seed and settings give the same image. A GPU is strongly advised (50 steps at 512 px take "
@@ -91,30 +90,30 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
             self.PROMPT, "Prompt", defaultValue="a satellite image of farmland", multiLine=True))
         self.addParameter(QgsProcessingParameterString(self.NEGATIVE_PROMPT, "Negative prompt", defaultValue="", optional=True))
         self.addParameter(QgsProcessingParameterDateTime(
-            self.DATE, "Date", type=QgsProcessingParameterDateTime.Type.Date, defaultValue=QDate(2020, 6, 15)))
-        self.addParameter(number(self.GSD, "Ground sample distance (m per pixel)", number.Type.Double, 1.0, minValue=0.01))
-        self.addParameter(number(self.CLOUD_COVER, "Cloud cover (%)", number.Type.Double, 0.0, minValue=0.0, maxValue=100.0))
+            self.DATE, "Date", type=DATE, defaultValue=QDate(2020, 6, 15)))
+        self.addParameter(number(self.GSD, "Ground sample distance (m per pixel)", DOUBLE, 1.0, minValue=0.01))
+        self.addParameter(number(self.CLOUD_COVER, "Cloud cover (%)", DOUBLE, 0.0, minValue=0.0, maxValue=100.0))
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, "Model (a converted DiffusionSat .safetensors file or its name)", optional=True,
             fileFilter="SatVision models (*.safetensors);;All files (*)"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Synthetic image"))
         self.addParameter(QgsProcessingParameterVectorDestination(
-            self.OUTPUT_FOOTPRINT, "Footprint", type=QgsProcessing.SourceType.TypeVectorPolygon, optional=True,
+            self.OUTPUT_FOOTPRINT, "Footprint", type=VECTOR_POLYGON, optional=True,
             createByDefault=False))
         self.addParameter(QgsProcessingParameterEnum(self.SWEEP, "Metadata sweep (one field varied)", options=SWEEP_LABELS, defaultValue=0))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_SWEEP, "Metadata sweep picture", fileFilter="PNG images (*.png)", optional=True, createByDefault=False))
         advanced = [
             QgsProcessingParameterEnum(self.IMAGE_SIZE, "Image size", options=SIZE_LABELS, defaultValue=0),
-            number(self.STEPS, "Denoising steps", number.Type.Integer, 30, minValue=1, maxValue=1000),
-            number(self.GUIDANCE, "Guidance scale (text and metadata)", number.Type.Double, 7.5, minValue=1.0, maxValue=50.0),
-            number(self.SEED, "Seed (same seed, same image)", number.Type.Integer, 0, minValue=0),
-            number(self.NUM_IMAGES, "Number of images", number.Type.Integer, 1, minValue=1, maxValue=16),
+            number(self.STEPS, "Denoising steps", INTEGER, 30, minValue=1, maxValue=1000),
+            number(self.GUIDANCE, "Guidance scale (text and metadata)", DOUBLE, 7.5, minValue=1.0, maxValue=50.0),
+            number(self.SEED, "Seed (same seed, same image)", INTEGER, 0, minValue=0),
+            number(self.NUM_IMAGES, "Number of images", INTEGER, 1, minValue=1, maxValue=16),
             QgsProcessingParameterEnum(self.SCHEDULER, "Scheduler", options=SCHEDULER_LABELS, defaultValue=0),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
         ]
         for parameter in advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            mark_advanced(parameter)
             self.addParameter(parameter)
         self.addOutput(QgsProcessingOutputString("IMAGES", "Images written (JSON list)"))
         self.addOutput(QgsProcessingOutputNumber("WARNING_COUNT", "Out-of-distribution warnings"))

@@ -6,12 +6,10 @@ from typing import Any
 
 from qgis.core import (
     QgsFillSymbol,
-    QgsProcessing,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -26,6 +24,7 @@ from ..core.devices import DEVICE_CHOICES
 from ..inference.segment import SegmentationSettings
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
+from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON, mark_advanced
 
 DEVICES = [choice for choice in DEVICE_CHOICES if choice != "mps"] + ["mps"]
 
@@ -104,23 +103,23 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         )
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True))
         self.addParameter(
-            QgsProcessingParameterVectorDestination(self.OUTPUT, "Water polygons", type=QgsProcessing.TypeVectorPolygon)
+            QgsProcessingParameterVectorDestination(self.OUTPUT, "Water polygons", type=VECTOR_POLYGON)
         )
         self.addParameter(
             QgsProcessingParameterRasterDestination(self.PROBABILITY, "Water probability", optional=True, createByDefault=False)
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.MASK, "Water mask", optional=True, createByDefault=False))
         advanced = [
-            QgsProcessingParameterNumber(self.TILE_SIZE, "Tile size in pixels (0: the model's)", QgsProcessingParameterNumber.Integer, 0, minValue=0),
-            QgsProcessingParameterNumber(self.OVERLAP, "Tile overlap in pixels (-1: the model's)", QgsProcessingParameterNumber.Integer, -1, minValue=-1),
-            QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per forward pass)", QgsProcessingParameterNumber.Integer, 4, minValue=1),
+            QgsProcessingParameterNumber(self.TILE_SIZE, "Tile size in pixels (0: the model's)", INTEGER, 0, minValue=0),
+            QgsProcessingParameterNumber(self.OVERLAP, "Tile overlap in pixels (-1: the model's)", INTEGER, -1, minValue=-1),
+            QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 4, minValue=1),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
-            QgsProcessingParameterNumber(self.THRESHOLD, "Water probability threshold", QgsProcessingParameterNumber.Double, 0.5, minValue=0.0, maxValue=1.0),
-            QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon and hole area (m²)", QgsProcessingParameterNumber.Double, 300.0, minValue=0.0),
-            QgsProcessingParameterNumber(self.SIMPLIFY, "Simplification tolerance (m, 0: none)", QgsProcessingParameterNumber.Double, 5.0, minValue=0.0),
+            QgsProcessingParameterNumber(self.THRESHOLD, "Water probability threshold", DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
+            QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon and hole area (m²)", DOUBLE, 300.0, minValue=0.0),
+            QgsProcessingParameterNumber(self.SIMPLIFY, "Simplification tolerance (m, 0: none)", DOUBLE, 5.0, minValue=0.0),
         ]
         for parameter in advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            mark_advanced(parameter)
             self.addParameter(parameter)
         self.addOutput(QgsProcessingOutputNumber("POLYGON_COUNT", "Water polygons"))
         self.addOutput(QgsProcessingOutputNumber("WATER_AREA_M2", "Water area (m²)"))

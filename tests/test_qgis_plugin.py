@@ -111,3 +111,13 @@ def test_an_algorithm_whose_packages_are_missing_fails_with_install_instructions
     algorithm.initAlgorithm()
     with pytest.raises(QgsProcessingException, match="satvision_absent_package, which is not installed. Install into .* -m pip install"):
         algorithm.processAlgorithm({}, QgsProcessingContext(), QgsProcessingFeedback())
+
+
+def test_processing_enums_resolve_on_this_qgis(qgis_app):
+    from qgis.core import QgsProcessingParameterNumber
+
+    from satvision.algorithms.qgis_enums import ADVANCED, DATE, DOUBLE, INTEGER, VECTOR_POLYGON, mark_advanced
+
+    assert None not in (ADVANCED, DATE, DOUBLE, INTEGER, VECTOR_POLYGON)
+    parameter = mark_advanced(QgsProcessingParameterNumber("N", "n", INTEGER, 1))
+    assert parameter.flags() & ADVANCED and parameter.dataType() == INTEGER
