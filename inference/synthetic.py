@@ -247,7 +247,8 @@ def write_footprints(path: Path, grid: Grid, attributes: Sequence[dict[str, str]
 
 
 def write_sweep_png(path: Path, images: Sequence[np.ndarray], labels: Sequence[str], title: str) -> None:
-    """The sweep images side by side with their labels, written atomically."""
+    """The sweep images side by side with their labels and, from the second on, the mean absolute
+    difference to the first (0-255): how much the varied field changes the image. Written atomically."""
     from PIL import Image, ImageDraw
 
     size = images[0].shape[0]
@@ -260,6 +261,7 @@ def write_sweep_png(path: Path, images: Sequence[np.ndarray], labels: Sequence[s
         tile = Image.fromarray(image).resize((shown, shown), Image.NEAREST)
         x = margin + index * (shown + margin)
         canvas.paste(tile, (x, caption + margin))
-        draw.text((x, caption + margin + shown + 4), label, fill="black")
+        change = "" if index == 0 else f"  Δ {np.abs(image.astype(np.int16) - images[0].astype(np.int16)).mean():.1f}"
+        draw.text((x, caption + margin + shown + 4), label + change, fill="black")
     with atomic_path(path) as temporary:
         canvas.save(temporary, format="PNG")
