@@ -261,7 +261,7 @@ def write_sweep_png(path: Path, images: Sequence[np.ndarray], labels: Sequence[s
         tile = Image.fromarray(image).resize((shown, shown), Image.NEAREST)
         x = margin + index * (shown + margin)
         canvas.paste(tile, (x, caption + margin))
-        change = "" if index == 0 else f"  Δ {np.abs(image.astype(np.int16) - images[0].astype(np.int16)).mean():.1f}"
+        change = "" if index == 0 else f"  diff {np.abs(image.astype(np.int16) - images[0].astype(np.int16)).mean():.1f}"
         draw.text((x, caption + margin + shown + 4), label + change, fill="black")
     with atomic_path(path) as temporary:
         canvas.save(temporary, format="PNG")
