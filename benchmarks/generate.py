@@ -52,7 +52,8 @@ def main() -> int:
         vocab_size = write_tokenizer(Path(folder), max_length=77)
         tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True)
     text_encoder = {"vocab_size": vocab_size, "hidden_size": 1024, "intermediate_size": 1024, "num_hidden_layers": 1,
-                    "num_attention_heads": 16, "max_position_embeddings": 77, "projection_dim": 1024}
+                    "num_attention_heads": 16, "max_position_embeddings": 77, "projection_dim": 1024,
+                    "bos_token_id": vocab_size - 2, "eos_token_id": vocab_size - 1, "pad_token_id": 0}
     started = time.perf_counter()
     model = DiffusionSatModel({"unet": SD21_UNET, "num_metadata": 7, "vae": TINY_VAE_SCALE_8,
                                "text_encoder": text_encoder, "image_size": 512})
