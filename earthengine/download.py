@@ -14,12 +14,13 @@ removes the partial file.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -91,21 +92,18 @@ class TileFetcher:
             return self._to_bands(pixels, tile)
         raise AssertionError("unreachable")
 
-    def _counted(self):  # noqa: ANN202
-        fetcher = self
-
-        class _InFlight:
-            def __enter__(self) -> None:
-                with fetcher._lock:
-                    fetcher._in_flight += 1
-                    fetcher.stats.requests += 1
-                    fetcher.stats.max_in_flight = max(fetcher.stats.max_in_flight, fetcher._in_flight)
-
-            def __exit__(self, *exc: object) -> None:
-                with fetcher._lock:
-                    fetcher._in_flight -= 1
-
-        return _InFlight()
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count the request and how many are in flight at once."""
+        with self._lock:
+            self._in_flight += 1
+            self.stats.requests += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _to_bands(self, pixels: np.ndarray, tile: RequestTile) -> np.ndarray:
         """The structured (H, W) array of one field per band as (bands, H, W) of the output type."""
