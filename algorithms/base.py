@@ -61,6 +61,13 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
         raise NotImplementedError
 
+    def add_advanced_parameters(self, parameters) -> None:
+        """Add ``parameters`` under "Advanced parameters"."""
+        from .qgis_enums import mark_advanced
+
+        for parameter in parameters:
+            self.addParameter(mark_advanced(parameter))
+
     def raster_and_bounds(self, parameters, context, raster_name: str, extent_name: str):
         """The input raster layer (read by GDAL, with a CRS) and the optional extent as
         ``(west, south, east, north)`` in the raster's CRS, or None."""

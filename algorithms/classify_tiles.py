@@ -26,7 +26,7 @@ from ..core.devices import DEVICE_CHOICES
 from ..inference.classify import MODES, ClassificationSettings
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
-from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON, mark_advanced
+from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
 
 DEVICES = list(DEVICE_CHOICES)
 MODE_LABELS = ["Grid of tiles", "Whole raster as one tile"]
@@ -145,9 +145,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             number(self.MIN_VALID_SHARE, "Minimum share of valid pixels for a tile to be classified",
                    DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
         ]
-        for parameter in advanced:
-            mark_advanced(parameter)
-            self.addParameter(parameter)
+        self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputString("CLASS", "Class (whole mode: of the raster; grid: first classified tile)"))
         self.addOutput(QgsProcessingOutputNumber("CONFIDENCE", "Probability of that class"))
         self.addOutput(QgsProcessingOutputString("PROBABILITIES", "Probabilities of every class (JSON)"))

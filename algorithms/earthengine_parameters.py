@@ -25,7 +25,7 @@ from ..earthengine.fetch import DEFAULT_MAX_MEGABYTES, FetchSettings
 from ..earthengine.grid import DEFAULT_TILE_SIZE
 from ..earthengine.sentinel2 import CLOUD_MASKS, COMPOSITES, DEFAULT_BANDS, Sentinel2Query
 from ..provider.settings import default_earth_engine_project
-from .qgis_enums import DATE, DOUBLE, INTEGER, mark_advanced
+from .qgis_enums import DATE, DOUBLE, INTEGER
 
 START_DATE, END_DATE = "START_DATE", "END_DATE"
 MAX_CLOUD, CLOUD_MASK, CLEAR_THRESHOLD = "MAX_CLOUD", "CLOUD_MASK", "CLEAR_THRESHOLD"
@@ -80,7 +80,7 @@ def add_query_parameters(algorithm, *, label_choices: list[int] | None = None, l
         number(WATER_OCCURRENCE, "JRC occurrence (%) at or above which a pixel is water", DOUBLE, 50.0,
                minValue=0.0, maxValue=100.0),
     ]
-    _add_advanced(algorithm, advanced)
+    algorithm.add_advanced_parameters(advanced)
 
 
 def add_connection_parameters(algorithm) -> None:
@@ -93,17 +93,12 @@ def add_connection_parameters(algorithm) -> None:
         KEY_FILE, "Credentials: service-account key file (JSON)", optional=True,
         fileFilter="JSON key files (*.json);;All files (*)"))
     number = QgsProcessingParameterNumber
-    _add_advanced(algorithm, [
+    algorithm.add_advanced_parameters([
         number(PARALLEL, "Parallel requests", INTEGER, 16, minValue=1, maxValue=40),
         number(TILE_SIZE, "Request tile size (px)", INTEGER, DEFAULT_TILE_SIZE, minValue=64, maxValue=8192),
         number(MAX_MEGABYTES, "Maximum download size (MB, uncompressed)", DOUBLE, DEFAULT_MAX_MEGABYTES, minValue=1.0),
     ])
 
-
-def _add_advanced(algorithm, parameters) -> None:
-    for parameter in parameters:
-        mark_advanced(parameter)
-        algorithm.addParameter(parameter)
 
 
 def read_query(algorithm, parameters, context) -> Sentinel2Query:

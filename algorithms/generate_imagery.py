@@ -27,7 +27,7 @@ from qgis.PyQt.QtCore import QDate
 from ..core.devices import DEVICE_CHOICES
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
-from .qgis_enums import DATE, DOUBLE, INTEGER, VECTOR_POLYGON, mark_advanced
+from .qgis_enums import DATE, DOUBLE, INTEGER, VECTOR_POLYGON
 
 DEVICES = list(DEVICE_CHOICES)
 SIZES = [None, 256, 512]
@@ -112,9 +112,7 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
             QgsProcessingParameterEnum(self.SCHEDULER, "Scheduler", options=SCHEDULER_LABELS, defaultValue=0),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
         ]
-        for parameter in advanced:
-            mark_advanced(parameter)
-            self.addParameter(parameter)
+        self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputString("IMAGES", "Images written (JSON list)"))
         self.addOutput(QgsProcessingOutputNumber("WARNING_COUNT", "Out-of-distribution warnings"))
 

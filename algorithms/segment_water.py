@@ -24,7 +24,7 @@ from ..core.devices import DEVICE_CHOICES
 from ..inference.segment import SegmentationSettings
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
-from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON, mark_advanced
+from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
 
 DEVICES = [choice for choice in DEVICE_CHOICES if choice != "mps"] + ["mps"]
 
@@ -118,9 +118,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon and hole area (m²)", DOUBLE, 300.0, minValue=0.0),
             QgsProcessingParameterNumber(self.SIMPLIFY, "Simplification tolerance (m, 0: none)", DOUBLE, 5.0, minValue=0.0),
         ]
-        for parameter in advanced:
-            mark_advanced(parameter)
-            self.addParameter(parameter)
+        self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputNumber("POLYGON_COUNT", "Water polygons"))
         self.addOutput(QgsProcessingOutputNumber("WATER_AREA_M2", "Water area (m²)"))
         self.addOutput(QgsProcessingOutputNumber("TILE_COUNT", "Tiles processed"))

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .progress import FractionBar
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fetch", help="download Sentinel-2 (and water-label training pairs) from Google Earth Engine")
@@ -102,30 +104,6 @@ def parse_bounds(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
-class _Progress:
-    """A tqdm bar fed with fractions; log lines go above it."""
-
-    def __init__(self, quiet: bool) -> None:
-        from tqdm import tqdm
-
-        self.quiet = quiet
-        self.bar = None if quiet else tqdm(total=1000, unit="‰", leave=False, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-        self._tqdm = tqdm
-
-    def progress(self, fraction: float) -> None:
-        if self.bar is not None:
-            self.bar.n = int(1000 * fraction)
-            self.bar.refresh()
-
-    def log(self, message: str) -> None:
-        if not self.quiet:
-            self._tqdm.write(message)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run_image(arguments: argparse.Namespace) -> int:
     from ..core.errors import SatVisionError
     from ..earthengine.fetch import fetch_sentinel2, format_bytes
@@ -134,12 +112,9 @@ def run_image(arguments: argparse.Namespace) -> int:
         return dry_run(arguments)
     if arguments.output is None:
         raise SatVisionError("Give --output FILE.tif (or --dry-run to only see the request).")
-    bar = _Progress(arguments.quiet)
-    try:
+    with FractionBar(arguments.quiet) as bar:
         result = fetch_sentinel2(_query(arguments), _settings(arguments, parse_bounds(arguments.bounds)), arguments.output,
                                  _connection(arguments), progress=bar.progress, log=bar.log)
-    finally:
-        bar.close()
     print(f"Wrote {result.path} ({result.grid.width} x {result.grid.height} px, bands {','.join(result.bands)}, "
           f"{len(result.scenes)} scenes, {format_bytes(result.stats.bytes)} fetched)")
     return 0
@@ -179,12 +154,9 @@ def run_pairs(arguments: argparse.Namespace) -> int:
         areas.extend(areas_from_file(arguments.areas, arguments.name_field, taken))
     if not areas:
         raise SatVisionError("Give the areas: --extent NAME=W,S,E,N (repeatable) or --areas FILE.")
-    bar = _Progress(arguments.quiet)
-    try:
+    with FractionBar(arguments.quiet) as bar:
         manifest = export_training_pairs(areas, _query(arguments), _settings(arguments, areas[0].bounds), arguments.output,
                                          _connection(arguments), progress=bar.progress, log=bar.log)
-    finally:
-        bar.close()
     count = len(json.loads(manifest.read_text(encoding="utf-8"))["pairs"])
     print(f"Wrote {count} pairs and {manifest}")
     return 0

@@ -6,6 +6,8 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+from .progress import FractionBar
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     convert = subparsers.add_parser(
@@ -55,8 +57,6 @@ def convert_command(arguments: argparse.Namespace) -> int:
 
 
 def generate_command(arguments: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..core.errors import SatVisionError
     from ..inference.generate import GenerationSettings
     from ..inference.synthetic import MapPoint, generate_imagery
@@ -72,15 +72,11 @@ def generate_command(arguments: argparse.Namespace) -> int:
         steps=arguments.steps, guidance_scale=arguments.guidance_scale, seed=arguments.seed,
         num_images=arguments.num_images, image_size=arguments.image_size, scheduler=arguments.scheduler,
     )
-    with tqdm(total=1000, unit="‰", leave=False) as bar:
-        def progress(fraction: float) -> None:
-            bar.n = int(1000 * fraction)
-            bar.refresh()
-
+    with FractionBar() as bar:
         result = generate_imagery(
             MapPoint(arguments.lon, arguments.lat), settings, arguments.output, model=arguments.model,
             device=arguments.device, footprint_path=arguments.footprint, sweep_field=arguments.sweep,
-            sweep_path=arguments.sweep_png, progress=progress, log=tqdm.write, warn=lambda m: tqdm.write(f"warning: {m}"),
+            sweep_path=arguments.sweep_png, progress=bar.progress, log=bar.log, warn=bar.warn,
         )
     print(f"Wrote {', '.join(str(path) for path in result.paths)} (synthetic, {result.grid.crs.to_string()}, "
           f"{result.grid.transform.a:g} m pixels)")

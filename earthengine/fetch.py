@@ -9,6 +9,7 @@ when complete.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class FetchResult:
     stats: DownloadStats
     connection: Connection
     estimated_bytes: int
+    tile_size: int
 
 
 def plan(query: Sentinel2Query, settings: FetchSettings, band_count: int | None = None) -> tuple[Grid, int, int]:
@@ -84,6 +86,11 @@ def plan(query: Sentinel2Query, settings: FetchSettings, band_count: int | None 
             "Choose a smaller extent, a coarser resolution or fewer bands, or raise 'Maximum download size'."
         )
     return grid, request_tile_size(settings.tile_size, bands, BYTES_PER_SAMPLE), estimated
+
+
+def connect_for(settings: FetchSettings, connection_settings: ConnectionSettings) -> Connection:
+    """Connect with an HTTP pool sized for the download's parallel requests."""
+    return connect(dataclasses.replace(connection_settings, max_parallel_requests=settings.max_parallel))
 
 
 def plural(count: int, noun: str) -> str:
@@ -168,9 +175,7 @@ def fetch_sentinel2(
         f"of up to {tile_size} x {tile_size} px, {settings.max_parallel} in parallel"
     )
     if connection is None:
-        connection = connect(
-            ConnectionSettings(**{**connection_settings.__dict__, "max_parallel_requests": settings.max_parallel})
-        )
+        connection = connect_for(settings, connection_settings)
         say(f"Connected: {connection.describe()}")
     area = region(grid_bounds(grid), crs_code(grid.crs))
     scenes = list_scenes(query, area, connection)
@@ -193,7 +198,7 @@ def fetch_sentinel2(
         f"Fetched {format_bytes(stats.bytes)} in {plural(stats.requests, 'request')} ({stats.retries} retried, "
         f"up to {stats.max_in_flight} in flight) in {stats.seconds:.1f} s"
     )
-    return FetchResult(output, grid, bands, scenes, stats, connection, estimated)
+    return FetchResult(output, grid, bands, scenes, stats, connection, estimated, tile_size)
 
 
 def grid_bounds(grid: Grid) -> list[float]:

@@ -20,9 +20,9 @@ from typing import Callable, Sequence
 from ..core.atomic import atomic_path, ensure_writable_folder
 from ..core.errors import SatVisionError
 from ..core.raster import write_geotiff
-from ..earthengine.connection import ConnectionSettings, connect
+from ..earthengine.connection import ConnectionSettings
 from ..earthengine.download import download
-from ..earthengine.fetch import FetchSettings, fetch_sentinel2, format_bytes, grid_bounds, plan
+from ..earthengine.fetch import FetchSettings, connect_for, fetch_sentinel2, format_bytes, grid_bounds, plan
 from ..earthengine.grid import crs_code
 from ..earthengine.sentinel2 import HANSEN, JRC_WATER, Sentinel2Query, training_label
 
@@ -71,7 +71,7 @@ def export_training_pairs(
     image_query = replace(query, water_label="none")
     for area in areas:  # refuse an oversize area before fetching anything
         plan(image_query, replace(settings, bounds=area.bounds, bounds_crs=area.crs), len(query.bands) + 1)
-    connection = connect(ConnectionSettings(**{**connection_settings.__dict__, "max_parallel_requests": settings.max_parallel}))
+    connection = connect_for(settings, connection_settings)
     say(f"Connected: {connection.describe()}")
     entries = []
     for number, area in enumerate(areas):
@@ -86,13 +86,12 @@ def export_training_pairs(
         )
         label = training_label(query)
         grid = result.grid
-        _, tile_size, _ = plan(image_query, area_settings, len(query.bands) + 1)
         try:
             with write_geotiff(label_path, grid, 1, "uint8", nodata=LABEL_NODATA, band_names=["label"],
                                tags={"values": "0 land, 1 water, 255 no data", "source": label_source(query)}) as writer:
                 download(
                     label, grid, ["label"], lambda pixels, tile: writer.write(pixels, window=tile.window),
-                    dtype="uint8", tile_size=tile_size, max_parallel=settings.max_parallel, retry=settings.retry,
+                    dtype="uint8", tile_size=result.tile_size, max_parallel=settings.max_parallel, retry=settings.retry,
                     project=connection.project, credentials_kind=connection.credentials.kind, is_cancelled=is_cancelled,
                     progress=lambda fraction, start=number * share: report(start + share * (0.8 + 0.2 * fraction)),
                 )

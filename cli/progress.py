@@ -1,0 +1,38 @@
+"""A progress bar for jobs that report a completed fraction (0–1), with log lines above it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FractionBar:
+    """A tqdm bar fed with fractions; ``log``/``warn`` print above it; ``quiet`` shows nothing."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from tqdm import tqdm
+
+        self.quiet = quiet
+        self._tqdm = tqdm
+        self.bar: Any = None if quiet else tqdm(total=1000, unit="‰", leave=False, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def progress(self, fraction: float) -> None:
+        if self.bar is not None:
+            self.bar.n = int(1000 * fraction)
+            self.bar.refresh()
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            self._tqdm.write(message)
+
+    def warn(self, message: str) -> None:
+        self._tqdm.write(f"warning: {message}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> "FractionBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
