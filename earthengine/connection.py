@@ -18,16 +18,10 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from ..core.dependencies import require
-from .credentials import (
-    PROJECT_VARIABLES,
-    SERVICE_ACCOUNT_VARIABLES,
-    application_default_credentials_path,
-    earthengine_user_credentials_path,
-)
+from .credentials import PROJECT_VARIABLES, SERVICE_ACCOUNT, credential_source
 from .errors import EarthEngineAuthError, explain, no_credentials_error
 
 HIGH_VOLUME_URL = "https://earthengine-highvolume.googleapis.com"
@@ -107,36 +101,23 @@ def check_project_id(project: str | None) -> str:
 
 
 def resolve_credentials(settings: ConnectionSettings) -> ResolvedCredentials:
-    """The first credentials available, in the order of the module docstring."""
+    """The first credentials available, in the order of :func:`.credentials.credential_source`;
+    a key from a QGIS authentication configuration comes before all of them."""
     if settings.service_account_key_data:
         return _service_account(settings.service_account_key_data, "QGIS authentication configuration")
-    key_file = settings.service_account_key_file
-    source = "key file"
-    if not key_file:
-        for variable in SERVICE_ACCOUNT_VARIABLES:
-            if os.environ.get(variable):
-                candidate = os.environ[variable]
-                if variable == "GOOGLE_APPLICATION_CREDENTIALS" and _json_type(Path(candidate)) != "service_account":
-                    break  # user application-default credentials: the client reads them itself
-                key_file, source = candidate, f"${variable}"
-                break
-    if key_file:
-        path = Path(key_file).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise EarthEngineAuthError(
-                f"Cannot read the service-account key file {path} ({error.strerror}). Give the JSON key "
-                "downloaded from the Cloud console (IAM > Service accounts > Keys)."
-            ) from error
-        return _service_account(text, f"{source} {path}")
-    user_file = earthengine_user_credentials_path()
-    if user_file.is_file():
-        return ResolvedCredentials("user credentials (earthengine authenticate)", str(user_file), "persistent")
-    adc = Path(os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or application_default_credentials_path())
-    if adc.is_file():
-        return ResolvedCredentials("application-default credentials", str(adc), "persistent")
-    raise no_credentials_error()
+    source = credential_source(settings.service_account_key_file)
+    if source is None:
+        raise no_credentials_error()
+    if source.key_file is None:  # the client reads user and application-default credentials itself
+        return ResolvedCredentials(source.kind, source.location, "persistent")
+    try:
+        text = source.key_file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise EarthEngineAuthError(
+            f"Cannot read the service-account key file {source.key_file} ({error.strerror}). Give the JSON key "
+            "downloaded from the Cloud console (IAM > Service accounts > Keys)."
+        ) from error
+    return _service_account(text, source.location)
 
 
 def _service_account(key_text: str, where: str) -> ResolvedCredentials:
@@ -161,15 +142,7 @@ def _service_account(key_text: str, where: str) -> ResolvedCredentials:
             f"The service-account key of {email} (from the {where}) cannot be used: its private key "
             f"is damaged ({type(error).__name__}). Create a new JSON key in the Cloud console."
         ) from None
-    return ResolvedCredentials("service account key", where, credentials, service_account=email)
-
-
-def _json_type(path: Path) -> str | None:
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return content.get("type") if isinstance(content, dict) else None
+    return ResolvedCredentials(SERVICE_ACCOUNT, where, credentials, service_account=email)
 
 
 def live_connector(credentials: ResolvedCredentials, project: str, settings: ConnectionSettings) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,46 @@ def application_default_credentials_path() -> Path:
     return Path(root) / "application_default_credentials.json"
 
 
+SERVICE_ACCOUNT = "service account key"
+USER = "user credentials (earthengine authenticate)"
+APPLICATION_DEFAULT = "application-default credentials"
+
+
+@dataclass(frozen=True)
+class CredentialSource:
+    """Where credentials would come from: their kind, a description of the place, the key file."""
+
+    kind: str
+    location: str
+    key_file: Path | None = None
+
+
+def credential_source(key_file: str | None = None) -> CredentialSource | None:
+    """The first place holding credentials, in SatVision's order; ``None`` when there is none.
+
+    A service-account key file given, then one named by ``SATVISION_EE_SERVICE_ACCOUNT_KEY`` or
+    ``GOOGLE_APPLICATION_CREDENTIALS`` (unless the latter holds gcloud user credentials), then the
+    refresh token of ``earthengine authenticate``, then application-default credentials.
+    """
+    if key_file:
+        path = Path(key_file).expanduser()
+        return CredentialSource(SERVICE_ACCOUNT, f"key file {path}", path)
+    for variable in SERVICE_ACCOUNT_VARIABLES:
+        candidate = os.environ.get(variable)
+        if not candidate:
+            continue
+        if variable == "GOOGLE_APPLICATION_CREDENTIALS" and _json_type(Path(candidate)) == "authorized_user":
+            break  # gcloud user credentials: application-default, read by the client itself
+        return CredentialSource(SERVICE_ACCOUNT, f"${variable} {candidate}", Path(candidate).expanduser())
+    user_file = earthengine_user_credentials_path()
+    if user_file.is_file():
+        return CredentialSource(USER, str(user_file))
+    adc = Path(os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") or application_default_credentials_path())
+    if adc.is_file():
+        return CredentialSource(APPLICATION_DEFAULT, str(adc))
+    return None
+
+
 def credentials_status() -> dict[str, Any]:
     """Which credentials and project would be used; no secret is read into the result."""
     status: dict[str, Any] = {"configured": False, "kind": None, "location": None, "project": None}
@@ -36,29 +77,28 @@ def credentials_status() -> dict[str, Any]:
             status["project"] = os.environ[variable]
             status["project_source"] = variable
             break
-    for variable in SERVICE_ACCOUNT_VARIABLES:
-        key_file = os.environ.get(variable)
-        if key_file:
-            status.update(kind="service account key", location=f"${variable} → {key_file}")
-            email = _service_account_email(Path(key_file))
-            status["configured"] = email is not None
-            status["service_account"] = email
-            if email is None:
-                status["problem"] = f"{key_file} is missing or is not a service-account key file"
-            return status
-    user_file = earthengine_user_credentials_path()
-    if user_file.is_file():
-        status.update(configured=True, kind="user credentials (earthengine authenticate)", location=str(user_file))
+    source = credential_source()
+    if source is None:
+        status["problem"] = (
+            "no credentials found: run `earthengine authenticate`, or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
+        )
         return status
-    adc = application_default_credentials_path()
-    if adc.is_file():
-        status.update(configured=True, kind="application-default credentials (gcloud)", location=str(adc))
-        return status
-    status["problem"] = (
-        "no credentials found: run `earthengine authenticate`, or set "
-        "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
-    )
+    status.update(configured=True, kind=source.kind, location=source.location)
+    if source.key_file is not None:
+        email = _service_account_email(source.key_file)
+        status.update(configured=email is not None, service_account=email)
+        if email is None:
+            status["problem"] = f"{source.key_file} is missing or is not a service-account key file"
     return status
+
+
+def _json_type(path: Path) -> str | None:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return content.get("type") if isinstance(content, dict) else None
 
 
 def _service_account_email(key_file: Path) -> str | None:
