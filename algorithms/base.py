@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterEnum
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.dependencies import require
 from ..core.errors import SatVisionError
+from ..models.test_time_augmentation import TTA_MODES, TTA_TITLES
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
 
@@ -67,6 +68,19 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
 
         for parameter in parameters:
             self.addParameter(mark_advanced(parameter))
+
+    TEST_TIME_AUGMENTATION = "TEST_TIME_AUGMENTATION"
+
+    def test_time_augmentation_parameter(self) -> QgsProcessingParameterEnum:
+        """Enum "Test-time augmentation": the model's default (index 0), then none, flips, d4."""
+        options = ["The model's default"] + [TTA_TITLES[mode] for mode in TTA_MODES]
+        return QgsProcessingParameterEnum(self.TEST_TIME_AUGMENTATION, "Test-time augmentation (average over flipped/rotated views)",
+                                          options=options, defaultValue=0)
+
+    def test_time_augmentation(self, parameters, context) -> str | None:
+        """The chosen mode, or None for the model card's default."""
+        index = self.parameterAsEnum(parameters, self.TEST_TIME_AUGMENTATION, context)
+        return TTA_MODES[index - 1] if index > 0 else None
 
     def raster_and_bounds(self, parameters, context, raster_name: str, extent_name: str):
         """The input raster layer (read by GDAL, with a CRS) and the optional extent as

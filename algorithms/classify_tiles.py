@@ -89,7 +89,11 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         "Rasters in a geographic CRS or at another resolution are read at the model's resolution "
         "in a UTM grid; tile outlines are brought back to the raster's CRS. Memory depends on tile "
         "and batch size, not on the raster size. Optional output: a class raster with one pixel "
-        "per tile (class index, 255 = no data, with the model's colours)."
+        "per tile (class index, 255 = no data, with the model's colours).\n\n"
+        "<b>Test-time augmentation</b> (advanced) averages the class probabilities over flipped and "
+        "90°-rotated copies of each tile (4 or 8 forward passes): overhead imagery has no up, and the "
+        "average is steadier than one pass. The model card sets the default (the bundled "
+        "classifier: all 8 views)."
     )
 
     INPUT = "INPUT"
@@ -142,6 +146,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         advanced = [
             number(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 32, minValue=1),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+            self.test_time_augmentation_parameter(),
             number(self.MIN_VALID_SHARE, "Minimum share of valid pixels for a tile to be classified",
                    DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
         ]
@@ -164,6 +169,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             stride=self.parameterAsInt(parameters, self.STRIDE, context) or None,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            test_time_augmentation=self.test_time_augmentation(parameters, context),
             bounds=bounds,
             band_positions=self.parameterAsInts(parameters, self.BANDS, context) or None,
             min_valid_fraction=self.parameterAsDouble(parameters, self.MIN_VALID_SHARE, context),

@@ -64,7 +64,9 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         "on the raster's grid. Advanced: tile size, overlap and batch size (0/-1: the model's "
         "defaults), device (auto picks CUDA when present), probability threshold, minimum "
         "polygon area (m²; smaller polygons are dropped and smaller holes filled) and "
-        "simplification tolerance (m)."
+        "simplification tolerance (m). <b>Test-time augmentation</b> averages the water probability "
+        "over flipped (and 90°-rotated) copies of each tile, turned back before averaging: steadier "
+        "edges for 4 or 8 times the inference time; default the model card's."
     )
 
     INPUT = "INPUT"
@@ -114,6 +116,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             QgsProcessingParameterNumber(self.OVERLAP, "Tile overlap in pixels (-1: the model's)", INTEGER, -1, minValue=-1),
             QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 4, minValue=1),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+            self.test_time_augmentation_parameter(),
             QgsProcessingParameterNumber(self.THRESHOLD, "Water probability threshold", DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon and hole area (m²)", DOUBLE, 300.0, minValue=0.0),
             QgsProcessingParameterNumber(self.SIMPLIFY, "Simplification tolerance (m, 0: none)", DOUBLE, 5.0, minValue=0.0),
@@ -134,6 +137,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             overlap=None if overlap < 0 else overlap,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            test_time_augmentation=self.test_time_augmentation(parameters, context),
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             bounds=bounds,
             band_positions=self.parameterAsInts(parameters, self.BANDS, context) or None,

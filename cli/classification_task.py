@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..models.test_time_augmentation import TTA_MODES
 from ..training.classification_presets import COMPARE_DEFAULT
 from .segmentation_task import DEVICES, _names, _number
 
@@ -53,6 +54,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     model.add_argument("--backbone-weights", default=None, metavar="FILE",
                        help="local pretrained weights for a timm backbone (.safetensors, or .pth read with weights_only=True); "
                             "first layer adapted to the band count; SatVision never downloads weights")
+    model.add_argument("--init-from", default=None, metavar="MODEL",
+                       help="fine-tune a SatVision classifier (e.g. resources/models/landcover-default.safetensors): same "
+                            "--architecture and input size; its head is kept when the classes are the same")
     model.add_argument("--bands", type=_names, default=None, help="band names in model order (default B4,B3,B2 for RGB images)")
     model.add_argument("--rendering", choices=("eurosat", "none"), default="eurosat",
                        help="how reflectance becomes the 8-bit look of the tiles: eurosat = 0–2750 → 1–255 (default)")
@@ -63,11 +67,17 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     model.add_argument("--description", default="", help="model description in the card")
     model.add_argument("--license", default="unspecified", help="license of the trained weights (e.g. CC-BY-4.0)")
     model.add_argument("--processing-levels", type=_names, default=["L1C"], help="Sentinel-2 levels the model suits (default L1C)")
+    model.add_argument("--tta", choices=TTA_MODES, default="none",
+                       help="test-time augmentation recorded in the card as the inference default, and used for the final "
+                            "metrics: none, flips (4 passes) or d4 (flips and 90° rotations, 8 passes); default none")
 
     augment = parser.add_argument_group("augmentation")
     augment.add_argument("--no-augment", action="store_true", help="no augmentation")
     augment.add_argument("--crop-scale", type=float, default=0.75, help="random resized crop keeps at least this area share (1 = off)")
     augment.add_argument("--jitter", type=float, default=0.05, help="per-band brightness/contrast jitter (default 0.05)")
+    augment.add_argument("--noise", type=float, default=0.0,
+                         help="Gaussian pixel noise on half of the tiles, sigma up to this on the 0–1 scale of the tiles "
+                              "(e.g. 0.03: robustness to speckle such as whitecaps; default 0 = off)")
 
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--epochs", type=int, default=30)
@@ -113,11 +123,13 @@ def settings_from_arguments(arguments: argparse.Namespace):
     return ClassificationTrainingSettings(
         data=arguments.data, output=arguments.output, architecture=getattr(arguments, "architecture", "resnet18"),
         input_size=arguments.input_size, vit_overrides=arguments.vit, backbone_weights=arguments.backbone_weights,
+        init_from=arguments.init_from, noise=arguments.noise,
         validation=arguments.valid, test=arguments.test, bands=arguments.bands, gsd_m=arguments.gsd,
         reflectance_scale=arguments.reflectance_scale, rendering=arguments.rendering, drop_rate=arguments.drop_rate,
         label_smoothing=arguments.label_smoothing, head_epochs=arguments.head_epochs, augment=not arguments.no_augment,
         crop_scale=arguments.crop_scale, jitter=arguments.jitter, name=arguments.name, description=arguments.description,
-        license=arguments.license, processing_levels=arguments.processing_levels, trainer=trainer,
+        license=arguments.license, processing_levels=arguments.processing_levels,
+        test_time_augmentation=arguments.tta, trainer=trainer,
     )
 
 
@@ -154,6 +166,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--confusion-matrix", type=Path, default=None, metavar="PNG", help="also write the confusion matrix picture")
+    parser.add_argument("--tta", choices=TTA_MODES, default=None,
+                        help="test-time augmentation: none, flips (4 passes) or d4 (8 passes); default the model card's")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -162,12 +176,13 @@ def evaluate(arguments: argparse.Namespace) -> int:
 
     progress = None if arguments.json else (lambda message: print(message, file=sys.stderr, flush=True))
     result = evaluate_classification(arguments.model, arguments.data, batch_size=arguments.batch_size, device=arguments.device,
-                                     confusion_png=arguments.confusion_matrix, progress=progress)
+                                     confusion_png=arguments.confusion_matrix, progress=progress,
+                                     test_time_augmentation=arguments.tta)
     if arguments.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
     print(f"Model {result.model_name} ({result.model}) on {result.metrics['tiles']} tiles: accuracy {_number(result.metrics['accuracy'])}, "
-          f"macro F1 {_number(result.metrics['macro_f1'])}")
+          f"macro F1 {_number(result.metrics['macro_f1'])} (test-time augmentation {result.metrics['test_time_augmentation']})")
     width = max(len(name) for name in result.per_class)
     print(f"  {'class':<{width}}  precision  recall  f1      support")
     for name, item in result.per_class.items():

@@ -47,6 +47,7 @@ class ClassificationSettings:
     bounds: tuple[float, float, float, float] | None = None
     band_positions: Sequence[int] | None = None
     min_valid_fraction: float = 0.5
+    test_time_augmentation: str | None = None  # none, flips or d4; default the card's
 
 
 @dataclass
@@ -74,6 +75,7 @@ class ClassificationRun:
     tile_count: int = 0
     skipped_tiles: int = 0
     device: str = ""
+    test_time_augmentation: str = "none"
     resampled: bool = False
     seconds: float = 0.0
     forward_seconds: float = 0.0
@@ -114,7 +116,8 @@ def classify_raster(
     with open_raster(raster) as dataset:
         band_indexes = select_bands(dataset, card.bands, settings.band_positions)
         window, grid = extent_window(dataset, settings.bounds)
-        run = ClassificationRun(grid=grid, mode=settings.mode, tile_size=tile, stride=stride, device=predictor.label)
+        run = ClassificationRun(grid=grid, mode=settings.mode, tile_size=tile, stride=stride, device=predictor.label,
+                                test_time_augmentation=predictor.test_time_augmentation)
         if settings.mode == "whole":
             _classify_whole(dataset, band_indexes, window, grid, predictor, tile, settings, sink, run, cancelled)
         else:

@@ -1,8 +1,9 @@
 """A network on a device: normalises raw raster batches and runs them, fast and measured.
 
 On CUDA it uses channels-last memory and fp16 autocast; everywhere it runs under
-``torch.inference_mode``. It keeps the time spent in the forward pass, which benchmarks compare
-with the end-to-end time.
+``torch.inference_mode``. Probabilities are averaged over the test-time augmentation views (the
+card's default unless one is given). It keeps the time spent in the forward passes, which
+benchmarks compare with the end-to-end time.
 """
 
 from __future__ import annotations
@@ -15,16 +16,24 @@ import numpy as np
 from ..core.devices import device_label, resolve_device
 from ..models.card import ModelCard
 from ..models.normalisation import normalise
+from ..models.test_time_augmentation import averaged_probabilities, check_mode, pass_count
 
 if TYPE_CHECKING:
     import torch
 
 
+def augmentation_note(mode: str) -> str:
+    """``", test-time augmentation d4 (8 passes)"`` for log lines; empty for ``none``."""
+    return "" if mode == "none" else f", test-time augmentation {mode} ({pass_count(mode)} passes)"
+
+
 class Predictor:
-    def __init__(self, network: "torch.nn.Module", card: ModelCard, device: str = "auto") -> None:
+    def __init__(self, network: "torch.nn.Module", card: ModelCard, device: str = "auto",
+                 test_time_augmentation: str | None = None) -> None:
         import torch
 
         self.card = card
+        self.test_time_augmentation = check_mode(test_time_augmentation or card.tiling.test_time_augmentation)
         self.device = resolve_device(device)
         self.on_gpu = self.device.type == "cuda"
         network = network.to(self.device).eval()
@@ -49,11 +58,11 @@ class Predictor:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             started = time.perf_counter()
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.on_gpu):
-                logits = self.network(inputs)
+                probabilities = averaged_probabilities(self.network, inputs, self.test_time_augmentation)
             if self.on_gpu:
                 torch.cuda.synchronize(self.device)
             self.forward_seconds += time.perf_counter() - started
-            return torch.softmax(logits.float(), dim=1)
+            return probabilities
 
     def class_probability(self, values: np.ndarray, valid: np.ndarray, class_index: int) -> np.ndarray:
         """Probability of one class, ``(B, H, W)`` float32 on the CPU."""

@@ -47,6 +47,7 @@ class SegmentationSettings:
     bounds: tuple[float, float, float, float] | None = None  # (west, south, east, north) in the raster's CRS
     band_positions: Sequence[int] | None = None  # explicit 1-based raster bands, else by description
     class_name: str | None = None  # the class whose probability is written; default the card's foreground
+    test_time_augmentation: str | None = None  # none, flips or d4; default the card's
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ..models.card import ModelCard
 from ..models.catalog import resolve_model
 from ..models.modelfile import load_model
 from .classify import ClassificationRun, ClassificationSettings, TilePrediction, classify_raster
-from .predictor import Predictor
+from .predictor import Predictor, augmentation_note
 
 CLASS_NODATA = 255
 TOP = 3
@@ -90,9 +90,9 @@ def classify_tiles(
             ensure_writable_folder(Path(target))
     model_path = resolve_model(model, "classification", user_model_dirs)
     network, card = load_model(model_path, task="classification")
-    predictor = Predictor(network, card, settings.device)
+    predictor = Predictor(network, card, settings.device, settings.test_time_augmentation)
     say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m, "
-        f"{len(card.classes)} classes) on {predictor.label}")
+        f"{len(card.classes)} classes) on {predictor.label}" + augmentation_note(predictor.test_time_augmentation))
     names = card.class_names()
     if class_raster_path and len(names) >= CLASS_NODATA:
         from ..core.errors import SatVisionError

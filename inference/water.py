@@ -21,7 +21,7 @@ from ..core.vectorize import VectorizeSummary, vectorize_mask
 from ..models.catalog import resolve_model
 from ..models.card import ModelCard
 from ..models.modelfile import load_model
-from .predictor import Predictor
+from .predictor import Predictor, augmentation_note
 from .segment import SegmentationRun, SegmentationSettings, segment_raster
 
 #: Share of the progress bar spent on inference; vectorising takes the rest.
@@ -65,8 +65,9 @@ def segment_water(
             ensure_writable_folder(Path(target))  # fail before minutes of inference, not after
     model_path = resolve_model(model, "segmentation", user_model_dirs)
     network, card = load_model(model_path, task="segmentation")
-    predictor = Predictor(network, card, settings.device)
-    say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m) on {predictor.label}")
+    predictor = Predictor(network, card, settings.device, settings.test_time_augmentation)
+    say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m) on {predictor.label}"
+        + augmentation_note(predictor.test_time_augmentation))
 
     written: list[Path] = []
     with bounded_block_cache(), tempfile.TemporaryDirectory(prefix=".satvision-", dir=polygons_path.parent) as scratch:

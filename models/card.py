@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..core.errors import ModelCardError
+from .test_time_augmentation import TTA_MODES
 
 FORMAT_VERSION = 1
 TASKS = ("classification", "segmentation", "generation")
@@ -71,10 +72,12 @@ class Normalisation:
 
 @dataclass(frozen=True)
 class Tiling:
-    """Inference tiling defaults: tile side in pixels and overlap between tiles in pixels."""
+    """Inference defaults: tile side and overlap between tiles in pixels, and the test-time
+    augmentation (``none``, ``flips`` or ``d4``: see :mod:`models.test_time_augmentation`)."""
 
     tile_size: int
     overlap: int
+    test_time_augmentation: str = "none"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,8 @@ def _check_values(card: ModelCard, where: str) -> None:
         isinstance(card.tiling.overlap, int) and 0 <= card.tiling.overlap * 2 < card.tiling.tile_size,
         "tiling.overlap must be a non-negative integer under half the tile size",
     )
+    expect(card.tiling.test_time_augmentation in TTA_MODES,
+           f"tiling.test_time_augmentation must be one of {', '.join(TTA_MODES)}")
     expect(isinstance(card.metrics, dict), "metrics must be an object")
     expect(isinstance(card.license, str) and card.license.strip() != "", "license must name the weights' license")
     expect(

@@ -196,3 +196,51 @@ def test_train_cli_runs_one_epoch(image_folders, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert "Wrote" in completed.stdout and (tmp_path / "cli" / "model.safetensors").is_file()
+
+
+def test_fine_tuning_starts_from_a_model_file(image_folders, tmp_path):
+    first = train_classification(quick_settings(image_folders, tmp_path / "first"))
+    logged: list[str] = []
+    one_epoch = quick_trainer(epochs=1)
+    again = train_classification(quick_settings(image_folders, tmp_path / "again", init_from=str(first.model_path),
+                                                trainer=one_epoch), log=logged.append)
+    assert any("encoder and head loaded" in line for line in logged)
+    assert read_card(again.model_path).normalisation.mean == read_card(first.model_path).normalisation.mean
+    assert again.validation["accuracy"] >= first.validation["accuracy"] - 0.1  # one epoch keeps what was learned
+
+    two_classes = tmp_path / "two"
+    for name in ("Forest", "SeaLake"):
+        (two_classes / name).mkdir(parents=True)
+        for tile in sorted((image_folders / name).iterdir()):
+            (two_classes / name / tile.name).write_bytes(tile.read_bytes())
+    logged.clear()
+    other = train_classification(quick_settings(two_classes, tmp_path / "other", init_from=str(first.model_path),
+                                                trainer=quick_trainer(epochs=1)), log=logged.append)
+    assert any("encoder loaded, new head for 2 classes" in line for line in logged)
+    assert read_card(other.model_path).class_names() == ["Forest", "SeaLake"]
+
+    with pytest.raises(SatVisionError, match="choose the same --architecture"):
+        train_classification(quick_settings(image_folders, tmp_path / "wrong", architecture="resnet18",
+                                            init_from=str(first.model_path), trainer=quick_trainer(epochs=1)))
+
+
+def quick_trainer(**changes) -> TrainerConfig:
+    import dataclasses
+
+    base = TrainerConfig(epochs=4, batch_size=16, lr=3e-3, weight_decay=0.01, schedule="cosine", warmup_epochs=0.5,
+                         monitor="accuracy", device="cpu", quiet=True, seed=0)
+    return dataclasses.replace(base, **changes)
+
+
+def test_noise_augmentation_speckles_about_half_of_the_tiles(tmp_path):
+    from satvision.training.classification import training_augmentation
+
+    settings = quick_settings(tmp_path, tmp_path / "out", noise=0.04, jitter=0.0, crop_scale=1.0)
+    augment = training_augmentation(settings, 16, rendered_range=True)
+    torch.manual_seed(0)
+    spreads = [float(augment(torch.full((3, 16, 16), 0.5)).std()) for _ in range(400)]
+    noisy = [spread for spread in spreads if spread > 0.001]
+    assert 0.4 < len(noisy) / len(spreads) < 0.6
+    assert 0.005 < min(noisy) and max(noisy) < 0.04 * 1.2  # sigma between a quarter of the setting and the setting
+    clean = training_augmentation(quick_settings(tmp_path, tmp_path / "out", jitter=0.0, crop_scale=1.0), 16, rendered_range=True)
+    assert all(float(clean(torch.full((3, 16, 16), 0.5)).std()) == 0.0 for _ in range(20))

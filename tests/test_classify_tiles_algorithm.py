@@ -217,3 +217,26 @@ def test_classifytiles_through_qgis_process(qgis_process, scene, saved_classifie
     assert sum(json.loads(results["PROBABILITIES"]).values()) == pytest.approx(1.0, abs=1e-5)
     with open_raster(tmp_path / "classes.tif") as classes:
         assert classes.shape == (10, 10) and classes.transform == from_origin(436730, 4173860, 640, 640)
+
+
+def test_test_time_augmentation_makes_the_class_independent_of_the_tile_orientation(plugin, scene, saved_classifier, tmp_path):
+    with open_raster(scene) as source:
+        grid = Grid(source.crs, source.window_transform(((900, 916), (900, 916))), 16, 16)
+        values = source.read(window=((900, 916), (900, 916)))
+    chips = {}
+    for name, data in (("upright", values), ("turned", np.ascontiguousarray(np.rot90(values, 1, axes=(1, 2))))):
+        chips[name] = tmp_path / f"{name}.tif"
+        with write_geotiff(chips[name], grid, 4, "uint16", nodata=0, band_names=BANDS) as writer:
+            writer.write(data)
+
+    def probabilities(chip: Path, augmentation: int, feedback=None) -> dict:
+        results = run({"INPUT": str(chip), "MODEL": str(saved_classifier), "MODE": 1, "TEST_TIME_AUGMENTATION": augmentation,
+                       "OUTPUT": str(tmp_path / f"{chip.stem}-{augmentation}.gpkg")}, feedback)
+        return json.loads(results["PROBABILITIES"])
+
+    feedback = RecordingFeedback()
+    averaged = probabilities(chips["upright"], 3, feedback)  # 3: flips and 90° rotations
+    assert "test-time augmentation d4 (8 passes)" in "\n".join(feedback.infos)
+    assert probabilities(chips["turned"], 3) == pytest.approx(averaged, abs=1e-5)
+    single = probabilities(chips["upright"], 1)  # 1: none
+    assert single != pytest.approx(probabilities(chips["turned"], 1), abs=1e-5)  # one pass depends on orientation

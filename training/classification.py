@@ -33,6 +33,7 @@ from ..core.errors import SatVisionError
 from ..models.architectures import build_network
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Rendering, Tiling
 from ..models.modelfile import read_card, save_model
+from ..models.test_time_augmentation import averaged_probabilities, check_mode
 from . import plots
 from .augment import MultispectralJitter, RandomRot90
 from .classification_data import ClassSplit, TileReader, TileSet, band_statistics, split_samples, tile_kind, tile_size_of
@@ -69,6 +70,7 @@ class ClassificationTrainingSettings:
     input_size: int | None = None  # network input side; default the tile size (ViT presets: their own)
     vit_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"pooling": "mean", "depth": 4}
     backbone_weights: str | None = None  # local pretrained weights of a timm backbone
+    init_from: str | None = None  # a SatVision classifier of the same architecture to fine-tune
     validation: Path | None = None
     test: Path | None = None
     bands: list[str] | None = None  # default: B4,B3,B2 for RGB images, required for GeoTIFF chips
@@ -81,10 +83,12 @@ class ClassificationTrainingSettings:
     augment: bool = True
     crop_scale: float = 0.75  # random resized crop keeps this share of the area at least (1 = off)
     jitter: float = 0.05  # brightness/contrast: per-band gain in [1-j, 1+j] and offset ±j/2 (rendered domain)
+    noise: float = 0.0  # Gaussian pixel noise on half of the tiles, sigma up to this (rendered domain, 0–1)
     name: str | None = None
     description: str = ""
     license: str = "unspecified"
     processing_levels: list[str] = field(default_factory=lambda: ["L1C"])
+    test_time_augmentation: str = "none"  # the card's inference default; final metrics are measured with it
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="accuracy", schedule="cosine", epochs=30, batch_size=64))
 
     @property
@@ -114,8 +118,13 @@ class ClassificationTask:
 
 
 def training_augmentation(settings: ClassificationTrainingSettings, size: int, rendered_range: bool) -> Callable | None:
-    """Dihedral flips/rotations (overhead imagery has no "up"), a mild random resized crop and
-    per-band brightness/contrast jitter, with torchvision.transforms.v2."""
+    """Dihedral flips/rotations (overhead imagery has no "up"), a mild random resized crop,
+    per-band brightness/contrast jitter and pixel noise, with torchvision.transforms.v2.
+
+    Pixel noise matters for real scenes: a network trained on EuroSAT's calm, clean tiles reads
+    fine bright speckle (whitecaps on a rough winter sea, sensor noise) as buildings; with noise
+    on training tiles it learns that speckle alone is not structure.
+    """
     if not settings.augment:
         return None
     steps: list[v2.Transform] = [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90()]
@@ -123,6 +132,9 @@ def training_augmentation(settings: ClassificationTrainingSettings, size: int, r
         steps.append(v2.RandomResizedCrop(size, scale=(settings.crop_scale, 1.0), ratio=(0.8, 1.25), antialias=True))
     if settings.jitter > 0:
         steps.append(MultispectralJitter(settings.jitter, settings.jitter / 2, 1.0, p=0.8))
+    if settings.noise > 0:
+        levels = [v2.GaussianNoise(sigma=settings.noise * share, clip=False) for share in (0.25, 0.5, 0.75, 1.0)]
+        steps.append(v2.RandomApply([v2.RandomChoice(levels)], p=0.5))
     compose = v2.Compose(steps)
 
     def transform(values: torch.Tensor) -> torch.Tensor:
@@ -219,6 +231,9 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
         card = read_card(checkpoint)
         if card.architecture != architecture or card.bands != list(bands) or card.class_names() != split.class_names:
             raise SatVisionError(f"The checkpoint in {checkpoint.parent} is another model ({card.architecture.id}); resume with the same options.")
+    elif settings.init_from:
+        start = read_card(settings.init_from)  # fine-tuning keeps the normalisation the weights learned with
+        card = _new_card(settings, architecture, bands, split, kind, tile_size, start.normalisation.mean, start.normalisation.std)
     else:
         mean, std = band_statistics(train_data, seed=settings.seed)
         card = _new_card(settings, architecture, bands, split, kind, tile_size, mean, std)
@@ -227,6 +242,8 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     network = build_network(card)
     if settings.backbone_weights and not resuming:
         _load_backbone(network, card, settings.backbone_weights)
+    if settings.init_from and not resuming:
+        say(initialise_from_model(network, card, Path(settings.init_from)))
     config = dataclasses.replace(settings.trainer, freeze_encoder_epochs=settings.head_epochs)
     task = ClassificationTask(card, settings.label_smoothing)
     trainer = Trainer(network, task, config, output, save_weights=lambda path, weights: save_model(path, weights, card),
@@ -240,14 +257,16 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
         trainer.say(parameter_summary(network, len(card.classes)))
     result = trainer.fit(train_data, val_data)
 
-    validation_loss, validation_metrics, confusion = _evaluate(trainer, task, val_data, "validation")
+    augmentation = card.tiling.test_time_augmentation
+    validation_loss, validation_metrics, confusion = _evaluate(trainer, task, val_data, "validation", augmentation)
     test: dict[str, Any] = {}
     if test_data is not None:
-        test_loss, test_metrics, _ = _evaluate(trainer, task, test_data, "test")
+        test_loss, test_metrics, _ = _evaluate(trainer, task, test_data, "test", augmentation)
         test = clean_metrics({**test_metrics.compute(), "loss": test_loss, "per_class": clean_metrics(test_metrics.report())})
     report = clean_metrics(validation_metrics.report())
     validation = clean_metrics({**validation_metrics.compute(), "loss": validation_loss})
     metrics = {**validation, "per_class": report, "evaluated_on": f"validation ({len(val_data)} tiles)",
+               "test_time_augmentation": augmentation,
                "best_epoch": result.best_epoch, "epochs_trained": result.last_epoch}
     if test:
         metrics["test"] = test
@@ -310,7 +329,7 @@ def _new_card(settings: ClassificationTrainingSettings, architecture: Architectu
         gsd_m=float(settings.gsd_m),
         normalisation=Normalisation(float(settings.reflectance_scale), [round(v, 6) for v in mean], [round(v, 6) for v in std], rendering),
         classes=[ClassInfo(i, class_name, colour) for i, (class_name, colour) in enumerate(zip(split.class_names, class_colours(split.class_names)))],
-        tiling=Tiling(tile_size, 0),
+        tiling=Tiling(tile_size, 0, check_mode(settings.test_time_augmentation)),
         training_data=f"{Path(settings.data).name}: {split.describe()}; seed {settings.seed}",
         metrics={},
         license=settings.license,
@@ -324,11 +343,51 @@ def _new_card(settings: ClassificationTrainingSettings, architecture: Architectu
             ),
             "label_smoothing": settings.label_smoothing,
             "backbone_weights": settings.backbone_weights,
+            "init_from": Path(settings.init_from).name if settings.init_from else None,
+            "augmentation": ({"flips_rotations": True, "crop_scale": settings.crop_scale, "jitter": settings.jitter,
+                              "noise": settings.noise} if settings.augment else None),
             "optimizer": {"name": "AdamW", "lr": settings.trainer.lr, "weight_decay": settings.trainer.weight_decay,
                           "schedule": settings.trainer.schedule, "batch_size": settings.trainer.batch_size,
                           "head_epochs": settings.head_epochs, "epochs": settings.trainer.epochs},
         },
     )
+
+
+def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path) -> str:
+    """Start from the weights of SatVision classifier ``path`` (fine-tuning); returns what was loaded.
+
+    The architecture (dropout aside) and the bands must be the same. With the same class names in
+    the same order the head is kept; with other classes only the encoder is loaded and the head
+    starts fresh.
+    """
+    from safetensors.torch import load_file
+
+    from ..models.modelfile import check_weights_match
+
+    start = read_card(path)
+    if start.task != "classification":
+        raise SatVisionError(f"--init-from {path.name} is a {start.task} model; fine-tuning needs a classification model.")
+
+    def shape(architecture: Architecture) -> tuple[str, dict[str, Any]]:
+        return architecture.id, {key: value for key, value in architecture.params.items() if key != "drop_rate"}
+
+    if shape(start.architecture) != shape(card.architecture):
+        raise SatVisionError(
+            f"--init-from {path.name} is a {start.architecture.id} {start.architecture.params.get('model_name', '')} "
+            f"with {start.architecture.params}, but this run builds {card.architecture.params}: choose the same "
+            "--architecture and --input-size (and --vit settings) as that model."
+        )
+    if len(start.bands) != len(card.bands):
+        raise SatVisionError(f"--init-from {path.name} takes {len(start.bands)} bands ({', '.join(start.bands)}); "
+                             f"this run has {len(card.bands)} ({', '.join(card.bands)}).")
+    weights = load_file(str(path))
+    if start.class_names() == card.class_names():
+        check_weights_match(network, weights, path.name)
+        network.load_state_dict(weights)
+        return f"Fine-tuning {start.name} ({path.name}): encoder and head loaded"
+    encoder = {key[len("encoder."):]: value for key, value in weights.items() if key.startswith("encoder.")}
+    network.encoder.load_state_dict(encoder)
+    return f"Fine-tuning {start.name} ({path.name}): encoder loaded, new head for {len(card.classes)} classes"
 
 
 def _load_backbone(network: torch.nn.Module, card: ModelCard, weights: str) -> None:
@@ -342,8 +401,9 @@ def _load_backbone(network: torch.nn.Module, card: ModelCard, weights: str) -> N
     network.encoder.load_state_dict(pretrained.state_dict())
 
 
-def _evaluate(trainer: Trainer, task: ClassificationTask, data: TileSet, description: str):
-    """Loss, metrics object and confusion matrix of the (best) network on ``data``."""
+def _evaluate(trainer: Trainer, task: ClassificationTask, data: TileSet, description: str, test_time_augmentation: str):
+    """Loss (one pass), metrics object and confusion matrix (with the card's test-time
+    augmentation, as the plugin classifies) of the (best) network on ``data``."""
     loss, _ = trainer.evaluate(data, description)
     metrics = task.new_metrics()
     network = trainer.network.eval()
@@ -351,7 +411,8 @@ def _evaluate(trainer: Trainer, task: ClassificationTask, data: TileSet, descrip
     with torch.no_grad():
         for batch in loader:
             batch = {key: value.to(trainer.device) for key, value in batch.items()}
-            metrics.update(network(task.inputs(batch)).float(), batch["target"])
+            probabilities = averaged_probabilities(network, task.inputs(batch), test_time_augmentation)
+            metrics.update(probabilities.clamp_min(1e-12).log(), batch["target"])  # log-probabilities are logits
     return loss, metrics, metrics.confusion
 
 
@@ -374,8 +435,12 @@ class ClassificationEvaluation:
 
 
 def evaluate_classification(model_path: str | Path | None, data: str | Path, *, batch_size: int = 64, device: str = "auto",
-                            confusion_png: Path | None = None, progress: Callable[[str], None] | None = None) -> ClassificationEvaluation:
+                            confusion_png: Path | None = None, progress: Callable[[str], None] | None = None,
+                            test_time_augmentation: str | None = None) -> ClassificationEvaluation:
     """Metrics of a model on a folder of class sub-folders (all tiles; class names must match the card's).
+
+    Probabilities are averaged over ``test_time_augmentation`` views (default: the card's, as the
+    plugin does).
 
     8-bit image tiles are taken as already rendered (the card's rendering is how rasters are made
     to look like them); GeoTIFF chips go through the card's full normalisation, as in the plugin.
@@ -389,6 +454,7 @@ def evaluate_classification(model_path: str | Path | None, data: str | Path, *, 
     torch_device = resolve_device(device)
     network, card = load_model(path, task="classification", device=str(torch_device))
     network.eval()
+    augmentation = check_mode(test_time_augmentation or card.tiling.test_time_augmentation)
     root = Path(data)
     from .classification_data import class_folders, samples_of
 
@@ -415,12 +481,13 @@ def evaluate_classification(model_path: str | Path | None, data: str | Path, *, 
     metrics = task.new_metrics()
     with torch.no_grad():
         for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
-            logits = network(task.inputs({"values": batch["values"].to(torch_device)}))
-            metrics.update(logits.float().cpu(), batch["target"])
+            probabilities = averaged_probabilities(network, task.inputs({"values": batch["values"].to(torch_device)}), augmentation)
+            metrics.update(probabilities.clamp_min(1e-12).log().cpu(), batch["target"])  # log-probabilities are logits
     if confusion_png:
         plots.plot_confusion_matrix(metrics.confusion.numpy(), card.class_names(), confusion_png,
                                     title=f"{card.name} on {root.name}: accuracy {metrics.compute()['accuracy']:.4f}")
-    return ClassificationEvaluation(path, card.name, clean_metrics(metrics.compute()), clean_metrics(metrics.report()),
+    return ClassificationEvaluation(path, card.name, {**clean_metrics(metrics.compute()), "test_time_augmentation": augmentation},
+                                    clean_metrics(metrics.report()),
                                     metrics.confusion.long().tolist(), card.class_names(), time.perf_counter() - started)
 
 
