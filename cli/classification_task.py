@@ -77,7 +77,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     augment.add_argument("--jitter", type=float, default=0.05, help="per-band brightness/contrast jitter (default 0.05)")
     augment.add_argument("--noise", type=float, default=0.0,
                          help="Gaussian pixel noise on half of the tiles, sigma up to this on the 0–1 scale of the tiles "
-                              "(e.g. 0.03: robustness to speckle such as whitecaps; default 0 = off)")
+                              "(e.g. 0.03: robustness to speckle; default 0 = off)")
+    augment.add_argument("--rough-water", type=float, default=0.0, metavar="P",
+                         help="give P of the water-class tiles wave stripes and whitecaps (a wind-roughened sea, which "
+                              "calm training tiles lack; default 0 = off)")
+    augment.add_argument("--rough-water-classes", type=_names, default=["SeaLake"],
+                         help="the water classes for --rough-water (default SeaLake)")
 
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--epochs", type=int, default=30)
@@ -123,7 +128,8 @@ def settings_from_arguments(arguments: argparse.Namespace):
     return ClassificationTrainingSettings(
         data=arguments.data, output=arguments.output, architecture=getattr(arguments, "architecture", "resnet18"),
         input_size=arguments.input_size, vit_overrides=arguments.vit, backbone_weights=arguments.backbone_weights,
-        init_from=arguments.init_from, noise=arguments.noise,
+        init_from=arguments.init_from, noise=arguments.noise, rough_water=arguments.rough_water,
+        rough_water_classes=tuple(arguments.rough_water_classes),
         validation=arguments.valid, test=arguments.test, bands=arguments.bands, gsd_m=arguments.gsd,
         reflectance_scale=arguments.reflectance_scale, rendering=arguments.rendering, drop_rate=arguments.drop_rate,
         label_smoothing=arguments.label_smoothing, head_epochs=arguments.head_epochs, augment=not arguments.no_augment,

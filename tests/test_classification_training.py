@@ -238,9 +238,24 @@ def test_noise_augmentation_speckles_about_half_of_the_tiles(tmp_path):
     settings = quick_settings(tmp_path, tmp_path / "out", noise=0.04, jitter=0.0, crop_scale=1.0)
     augment = training_augmentation(settings, 16, rendered_range=True)
     torch.manual_seed(0)
-    spreads = [float(augment(torch.full((3, 16, 16), 0.5)).std()) for _ in range(400)]
+    spreads = [float(augment(torch.full((3, 16, 16), 0.5), 0).std()) for _ in range(400)]
     noisy = [spread for spread in spreads if spread > 0.001]
     assert 0.4 < len(noisy) / len(spreads) < 0.6
     assert 0.005 < min(noisy) and max(noisy) < 0.04 * 1.2  # sigma between a quarter of the setting and the setting
     clean = training_augmentation(quick_settings(tmp_path, tmp_path / "out", jitter=0.0, crop_scale=1.0), 16, rendered_range=True)
-    assert all(float(clean(torch.full((3, 16, 16), 0.5)).std()) == 0.0 for _ in range(20))
+    assert all(float(clean(torch.full((3, 16, 16), 0.5), 0).std()) == 0.0 for _ in range(20))
+
+
+def test_rough_water_textures_only_the_water_class_tiles(tmp_path):
+    from satvision.training.classification import training_augmentation
+
+    settings = quick_settings(tmp_path, tmp_path / "out", rough_water=1.0, jitter=0.0, crop_scale=1.0)
+    augment = training_augmentation(settings, 32, rendered_range=True, class_names=["Forest", "SeaLake"])
+    torch.manual_seed(0)
+    calm = torch.full((3, 32, 32), 0.3)
+    water = [augment(calm, 1) for _ in range(50)]
+    assert all(float(augment(calm, 0).std()) == 0.0 for _ in range(20))  # Forest tiles stay as they are
+    assert sum(float(tile.std()) > 0.001 for tile in water) >= 45
+    assert all(float((tile[0] - tile[2]).abs().max()) < 1e-6 for tile in water)  # waves and foam are grey
+    assert max(float(tile.max()) for tile in water) > 0.4  # some whitecaps
+    assert all(float((tile - 0.3).abs().median()) < 0.02 for tile in water)  # most pixels stay near the water's value

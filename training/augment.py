@@ -17,6 +17,7 @@ Radiometric transforms work per band on raw raster values, with offsets given in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,3 +144,32 @@ class PatchAugmentation:
         label_out = torch.where(valid_out, mask[0], IGNORE_INDEX)
         values_out = image.as_subclass(torch.Tensor) * valid_out
         return values_out, valid_out, label_out.long()
+
+
+class RoughWater:
+    """Wind-roughened water on a calm-water tile: oriented wave stripes and sparse whitecaps.
+
+    EuroSAT's SeaLake tiles are calm, clean water; open sea in wind (a winter coast) has waves a few
+    pixels long and whitecaps, a fine texture that a network trained on calm tiles reads as forest
+    or buildings. Applied to the tiles of the water classes only, on values in the rendered 0–1
+    domain: two crossing sinusoids (wavelength 2–6 px, amplitude up to ``amplitude``) and bright
+    pixels at a density up to ``whitecaps``, the same on every band (waves and foam are grey).
+    """
+
+    def __init__(self, amplitude: float = 0.02, whitecaps: float = 0.01) -> None:
+        self.amplitude, self.whitecaps = amplitude, whitecaps
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        height, width = values.shape[-2:]
+        rows = torch.arange(height, dtype=torch.float32)[:, None]
+        columns = torch.arange(width, dtype=torch.float32)[None, :]
+        angle = float(torch.rand(())) * math.pi
+        waves = torch.zeros(height, width)
+        for turn in (0.0, float(torch.randn(())) * 0.3):
+            wavelength = 2.0 + 4.0 * float(torch.rand(()))
+            phase = 2 * math.pi * float(torch.rand(()))
+            along = columns * math.cos(angle + turn) + rows * math.sin(angle + turn)
+            waves += torch.sin(2 * math.pi * along / wavelength + phase) * self.amplitude * float(torch.rand(())) / 2
+        density = self.whitecaps * float(torch.rand(()))
+        foam = (torch.rand(height, width) < density).float() * (0.05 + 0.3 * torch.rand(height, width))
+        return values + (waves + foam)[None]

@@ -35,7 +35,7 @@ from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Ren
 from ..models.modelfile import read_card, save_model
 from ..models.test_time_augmentation import averaged_probabilities, check_mode
 from . import plots
-from .augment import MultispectralJitter, RandomRot90
+from .augment import MultispectralJitter, RandomRot90, RoughWater
 from .classification_data import ClassSplit, TileReader, TileSet, band_statistics, split_samples, tile_kind, tile_size_of
 from .classification_metrics import ClassificationMetrics
 from .classification_presets import COMPARE_DEFAULT, VIT_PRESETS
@@ -84,6 +84,8 @@ class ClassificationTrainingSettings:
     crop_scale: float = 0.75  # random resized crop keeps this share of the area at least (1 = off)
     jitter: float = 0.05  # brightness/contrast: per-band gain in [1-j, 1+j] and offset ±j/2 (rendered domain)
     noise: float = 0.0  # Gaussian pixel noise on half of the tiles, sigma up to this (rendered domain, 0–1)
+    rough_water: float = 0.0  # share of the water-class tiles given waves and whitecaps
+    rough_water_classes: tuple[str, ...] = ("SeaLake",)
     name: str | None = None
     description: str = ""
     license: str = "unspecified"
@@ -117,13 +119,16 @@ class ClassificationTask:
         return ClassificationMetrics(self.class_names)
 
 
-def training_augmentation(settings: ClassificationTrainingSettings, size: int, rendered_range: bool) -> Callable | None:
+def training_augmentation(settings: ClassificationTrainingSettings, size: int, rendered_range: bool,
+                          class_names: Sequence[str] = ()) -> Callable | None:
     """Dihedral flips/rotations (overhead imagery has no "up"), a mild random resized crop,
     per-band brightness/contrast jitter and pixel noise, with torchvision.transforms.v2.
 
     Pixel noise matters for real scenes: a network trained on EuroSAT's calm, clean tiles reads
     fine bright speckle (whitecaps on a rough winter sea, sensor noise) as buildings; with noise
-    on training tiles it learns that speckle alone is not structure.
+    on training tiles it learns that speckle alone is not structure. Rough water
+    (:class:`training.augment.RoughWater`) adds wave stripes and whitecaps to tiles of the water
+    classes for the same reason. The returned callable takes ``(values, label)``.
     """
     if not settings.augment:
         return None
@@ -136,9 +141,13 @@ def training_augmentation(settings: ClassificationTrainingSettings, size: int, r
         levels = [v2.GaussianNoise(sigma=settings.noise * share, clip=False) for share in (0.25, 0.5, 0.75, 1.0)]
         steps.append(v2.RandomApply([v2.RandomChoice(levels)], p=0.5))
     compose = v2.Compose(steps)
+    rough = RoughWater() if settings.rough_water > 0 else None
+    water_labels = {index for index, name in enumerate(class_names) if name in settings.rough_water_classes}
 
-    def transform(values: torch.Tensor) -> torch.Tensor:
+    def transform(values: torch.Tensor, label: int) -> torch.Tensor:
         out = compose(tv_tensors.Image(values)).as_subclass(torch.Tensor)
+        if rough is not None and int(label) in water_labels and float(torch.rand(())) < settings.rough_water:
+            out = rough(out)
         return out.clamp_(0.0, 1.0) if rendered_range else out
 
     return transform
@@ -222,7 +231,8 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     say = log or (lambda message: None)
     say(f"Reading {split.describe()}")
     architecture = architecture_for(settings, tile_size)
-    augmentation = training_augmentation(settings, tile_size, rendered_range=kind == "image" or settings.rendering != "none")
+    augmentation = training_augmentation(settings, tile_size, rendered_range=kind == "image" or settings.rendering != "none",
+                                         class_names=split.class_names)
     train_data = TileSet(split.train, reader, tile_size, augmentation, shuffle_seed=settings.seed)
     val_data = TileSet(split.validation, reader, tile_size)
     test_data = TileSet(split.test, reader, tile_size) if split.test else None
@@ -345,7 +355,8 @@ def _new_card(settings: ClassificationTrainingSettings, architecture: Architectu
             "backbone_weights": settings.backbone_weights,
             "init_from": Path(settings.init_from).name if settings.init_from else None,
             "augmentation": ({"flips_rotations": True, "crop_scale": settings.crop_scale, "jitter": settings.jitter,
-                              "noise": settings.noise} if settings.augment else None),
+                              "noise": settings.noise, "rough_water": settings.rough_water,
+                              "rough_water_classes": list(settings.rough_water_classes)} if settings.augment else None),
             "optimizer": {"name": "AdamW", "lr": settings.trainer.lr, "weight_decay": settings.trainer.weight_decay,
                           "schedule": settings.trainer.schedule, "batch_size": settings.trainer.batch_size,
                           "head_epochs": settings.head_epochs, "epochs": settings.trainer.epochs},

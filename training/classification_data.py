@@ -169,7 +169,7 @@ class TileSet(Dataset):
     """Tiles decoded once into memory; items ``{"values": (C, S, S) float32, "target": int64}``.
 
     All tiles are brought to ``size`` pixels (bilinear) when they differ. ``transform`` (training
-    augmentation) is applied per item to the values tensor. ``set_epoch`` reshuffles (seeded)
+    augmentation) is applied per item as ``transform(values, label)``. ``set_epoch`` reshuffles (seeded)
     so an epoch's order is the same on every process and after a resume.
     """
 
@@ -203,7 +203,7 @@ class TileSet(Dataset):
         position = int(self.order[index])
         values = torch.from_numpy(self.values[position].astype(np.float32))
         if self.transform is not None:
-            values = self.transform(values)
+            values = self.transform(values, self.targets[position])
         return {"values": values, "target": self.targets[position]}
 
     def class_counts(self, classes: int) -> list[int]:
