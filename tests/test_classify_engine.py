@@ -339,3 +339,27 @@ def test_memory_does_not_grow_with_the_raster(model_file, tmp_path):
         assert result.run.tile_count == 8 * height // 32
     assert peaks[1] < 1.2 * peaks[0], peaks
     assert peaks[1] < 256 * 1024 * 4 * 4  # below one full-raster float32 copy of the input
+
+
+def classes_in_box(scene: Path, output: Path, columns: tuple[int, int], rows: tuple[int, int]) -> dict[str, int]:
+    """Tiles per class of the bundled classifier inside a pixel box of the real scene."""
+    from collections import Counter
+
+    with open_raster(scene) as source:
+        (west, north), (east, south) = source.transform * (columns[0], rows[0]), source.transform * (columns[1], rows[1])
+    result = classify_tiles(scene, output, settings=ClassificationSettings(bounds=(west, south, east, north), device="cpu"))
+    assert result.card.name == "satvision-landcover-default"
+    dataset = ogr.Open(str(output))
+    counts = Counter(feature.GetField("class") for feature in dataset.GetLayer(0) if feature.GetField("class"))
+    del dataset
+    return dict(counts)
+
+
+def test_the_bundled_classifier_names_the_open_sea_and_the_farmland_of_the_real_scene(scene, tmp_path):
+    """The real January scene: its rough open sea is SeaLake, its farmland mostly crops, pasture and forest."""
+    sea = classes_in_box(scene, tmp_path / "sea.gpkg", (1664, 1920), (0, 1856))
+    assert sum(sea.values()) >= 100 and sea.get("SeaLake", 0) / sum(sea.values()) >= 0.9, sea
+    land = classes_in_box(scene, tmp_path / "land.gpkg", (0, 576), (0, 1024))
+    farmland = sum(land.get(name, 0) for name in ("AnnualCrop", "Pasture", "Forest", "PermanentCrop", "HerbaceousVegetation"))
+    assert sum(land.values()) >= 100 and farmland / sum(land.values()) >= 0.7, land
+    assert land.get("SeaLake", 0) + land.get("Residential", 0) <= 0.1 * sum(land.values()), land
