@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from segment_water import SIZES, mirrored_raster  # noqa: E402  (one way to build the rasters)
 
+from satvision.models.test_time_augmentation import TTA_MODES  # noqa: E402  (no torch at import)
+
 
 def run_once(raster: Path, model: str | None, device: str, batch_size: int, tile_size: int | None, tta: str | None) -> dict:
     from satvision.inference.classify import ClassificationSettings
@@ -64,7 +66,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--tile-size", type=int, default=None, help="tile side in pixels (default the card's)")
-    parser.add_argument("--tta", choices=("none", "flips", "d4"), default=None, help="test-time augmentation (default the card's)")
+    parser.add_argument("--tta", choices=TTA_MODES, default=None, help="test-time augmentation (default the card's)")
     parser.add_argument("--work", type=Path, default=ROOT / ".build" / "benchmarks")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()

@@ -3,8 +3,8 @@
 Overhead imagery has no "up", so a tile rotated by 90° or mirrored shows the same land cover. The
 dihedral views are exact (no interpolation), so averaging over them removes the orientation bias a
 network keeps after training with flip/rotation augmentation: for the bundled land-cover
-classifier, EuroSAT validation accuracy rises from 95.1 % to 95.8 % with ``d4``. Each view costs
-one forward pass (``flips``: 4, ``d4``: 8).
+classifier, EuroSAT validation accuracy is 96.5 % with one pass and 96.7 % with ``flips`` or
+``d4``. Each view costs one forward pass (``flips``: 4, ``d4``: 8).
 
 Segmentation outputs are rotated and flipped back before averaging, so every pixel's probability
 is averaged over the same ground position.
@@ -75,8 +75,7 @@ def averaged_probabilities(forward: Callable[["torch.Tensor"], "torch.Tensor"], 
     total = None
     chosen = views(mode)
     for view in chosen:
-        logits = forward(_apply(inputs, view) if view != (0, False) else inputs)
-        probabilities = torch.softmax(logits.float(), dim=1)
+        probabilities = torch.softmax(forward(_apply(inputs, view)).float(), dim=1)
         if probabilities.dim() == 4:
             probabilities = _undo(probabilities, view)
         total = probabilities if total is None else total + probabilities

@@ -10,6 +10,8 @@ import pytest
 import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 
+from diffusion_helpers import TINY_SATUNET
+
 from satvision.models.diffusionsat import build_unet, from_released_keys, to_released_keys, unet_config
 from satvision.models.diffusionsat_metadata import Metadata, MetadataEmbedding, normalise, normalise_values, timestep_sinusoid
 
@@ -21,15 +23,6 @@ REFERENCE = [
     ([-122.4194, 37.7749, 0.3, 0.1, 2018, 6, 15], [159.9461, 709.8606, 300, 100, 316.6667, 500, 483.8710]),
     ([180, 90, 0.5, 1.0, 2100, 12, 31], [1000, 1000, 500, 1000, 1000, 1000, 1000]),
 ]
-
-#: A tiny SatUNet config.json as released (SD 2.1 layout, tiny sizes).
-TINY_SATUNET = {
-    "_class_name": "SatUNet", "_diffusers_version": "0.17.0", "use_metadata": True, "num_metadata": 7,
-    "sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
-    "block_out_channels": [32, 64], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "cross_attention_dim": 32,
-    "attention_head_dim": 4, "norm_num_groups": 8, "class_embed_type": None, "use_linear_projection": True,
-}
 
 
 @pytest.mark.parametrize(("raw", "expected"), REFERENCE)

@@ -237,13 +237,13 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     val_data = TileSet(split.validation, reader, tile_size)
     test_data = TileSet(split.test, reader, tile_size) if split.test else None
 
+    init_card = read_card(settings.init_from) if settings.init_from and not resuming else None
     if resuming:
         card = read_card(checkpoint)
         if card.architecture != architecture or card.bands != list(bands) or card.class_names() != split.class_names:
             raise SatVisionError(f"The checkpoint in {checkpoint.parent} is another model ({card.architecture.id}); resume with the same options.")
-    elif settings.init_from:
-        start = read_card(settings.init_from)  # fine-tuning keeps the normalisation the weights learned with
-        card = _new_card(settings, architecture, bands, split, kind, tile_size, start.normalisation.mean, start.normalisation.std)
+    elif init_card is not None:  # fine-tuning keeps the normalisation the weights learned with
+        card = _new_card(settings, architecture, bands, split, kind, tile_size, init_card.normalisation.mean, init_card.normalisation.std)
     else:
         mean, std = band_statistics(train_data, seed=settings.seed)
         card = _new_card(settings, architecture, bands, split, kind, tile_size, mean, std)
@@ -252,8 +252,8 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     network = build_network(card)
     if settings.backbone_weights and not resuming:
         _load_backbone(network, card, settings.backbone_weights)
-    if settings.init_from and not resuming:
-        say(initialise_from_model(network, card, Path(settings.init_from)))
+    if init_card is not None:
+        say(initialise_from_model(network, card, Path(settings.init_from), init_card))
     config = dataclasses.replace(settings.trainer, freeze_encoder_epochs=settings.head_epochs)
     task = ClassificationTask(card, settings.label_smoothing)
     trainer = Trainer(network, task, config, output, save_weights=lambda path, weights: save_model(path, weights, card),
@@ -267,16 +267,16 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
         trainer.say(parameter_summary(network, len(card.classes)))
     result = trainer.fit(train_data, val_data)
 
-    augmentation = card.tiling.test_time_augmentation
-    validation_loss, validation_metrics, confusion = _evaluate(trainer, task, val_data, "validation", augmentation)
+    tta = card.tiling.test_time_augmentation
+    validation_loss, validation_metrics, confusion = _evaluate(trainer, task, val_data, "validation", tta)
     test: dict[str, Any] = {}
     if test_data is not None:
-        test_loss, test_metrics, _ = _evaluate(trainer, task, test_data, "test", augmentation)
+        test_loss, test_metrics, _ = _evaluate(trainer, task, test_data, "test", tta)
         test = clean_metrics({**test_metrics.compute(), "loss": test_loss, "per_class": clean_metrics(test_metrics.report())})
     report = clean_metrics(validation_metrics.report())
     validation = clean_metrics({**validation_metrics.compute(), "loss": validation_loss})
     metrics = {**validation, "per_class": report, "evaluated_on": f"validation ({len(val_data)} tiles)",
-               "test_time_augmentation": augmentation,
+               "test_time_augmentation": tta,
                "best_epoch": result.best_epoch, "epochs_trained": result.last_epoch}
     if test:
         metrics["test"] = test
@@ -364,8 +364,9 @@ def _new_card(settings: ClassificationTrainingSettings, architecture: Architectu
     )
 
 
-def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path) -> str:
-    """Start from the weights of SatVision classifier ``path`` (fine-tuning); returns what was loaded.
+def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path, start: ModelCard) -> str:
+    """Start from the weights of SatVision classifier ``path`` with card ``start`` (fine-tuning);
+    returns what was loaded.
 
     The architecture (dropout aside) and the bands must be the same. With the same class names in
     the same order the head is kept; with other classes only the encoder is loaded and the head
@@ -375,7 +376,6 @@ def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path)
 
     from ..models.modelfile import check_weights_match
 
-    start = read_card(path)
     if start.task != "classification":
         raise SatVisionError(f"--init-from {path.name} is a {start.task} model; fine-tuning needs a classification model.")
 
