@@ -51,6 +51,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     model.add_argument("--vit", type=_key_values, default={}, metavar="KEY=VALUE,…",
                        help="override ViT preset settings, e.g. pooling=mean,depth=4,dim=128 (pooling: cls, mean, flatten)")
     model.add_argument("--input-size", type=int, default=None, help="network input side in pixels (default the tile size)")
+    model.add_argument("--test-zoom", type=float, default=1.0, metavar="FACTOR",
+                       help="at inference, magnify each tile by FACTOR and classify its centre, as the random resized crops "
+                            "of training magnified and smoothed them (timm's crop_pct, FixRes); e.g. 1.09 for --crop-scale 0.6; "
+                            "recorded in the card; default 1 = off")
     model.add_argument("--backbone-weights", default=None, metavar="FILE",
                        help="local pretrained weights for a timm backbone (.safetensors, or .pth read with weights_only=True); "
                             "first layer adapted to the band count; SatVision never downloads weights")
@@ -98,6 +102,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     optimisation.add_argument("--early-stopping-patience", type=int, default=0, help="stop after N epochs without improvement (0: off)")
     optimisation.add_argument("--monitor", default="accuracy", help="validation metric for the best model (default accuracy)")
     optimisation.add_argument("--grad-clip", type=float, default=1.0)
+    optimisation.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                              help="validate and keep an exponential moving average of the weights (e.g. 0.999; default 0 = off)")
     optimisation.add_argument("--seed", type=int, default=0)
 
     run = parser.add_argument_group("running")
@@ -121,13 +127,13 @@ def settings_from_arguments(arguments: argparse.Namespace):
     trainer = TrainerConfig(
         epochs=arguments.epochs, batch_size=arguments.batch_size, lr=arguments.lr, weight_decay=arguments.weight_decay,
         schedule=arguments.schedule, warmup_epochs=arguments.warmup_epochs,
-        early_stopping_patience=arguments.early_stopping_patience, monitor=arguments.monitor, grad_clip=arguments.grad_clip,
+        early_stopping_patience=arguments.early_stopping_patience, monitor=arguments.monitor, grad_clip=arguments.grad_clip, ema_decay=arguments.ema,
         mixed_precision=arguments.mixed_precision, device=arguments.device, workers=arguments.workers, seed=arguments.seed,
         quiet=arguments.quiet, resume=arguments.resume,
     )
     return ClassificationTrainingSettings(
         data=arguments.data, output=arguments.output, architecture=getattr(arguments, "architecture", "resnet18"),
-        input_size=arguments.input_size, vit_overrides=arguments.vit, backbone_weights=arguments.backbone_weights,
+        input_size=arguments.input_size, test_zoom=arguments.test_zoom, vit_overrides=arguments.vit, backbone_weights=arguments.backbone_weights,
         init_from=arguments.init_from, noise=arguments.noise, rough_water=arguments.rough_water,
         rough_water_classes=tuple(arguments.rough_water_classes),
         validation=arguments.valid, test=arguments.test, bands=arguments.bands, gsd_m=arguments.gsd,
@@ -174,6 +180,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confusion-matrix", type=Path, default=None, metavar="PNG", help="also write the confusion matrix picture")
     parser.add_argument("--tta", choices=TTA_MODES, default=None,
                         help="test-time augmentation: none, flips (4 passes) or d4 (8 passes); default the model card's")
+    parser.add_argument("--test-zoom", type=float, default=None, metavar="FACTOR",
+                        help="try another inference zoom (1 = off; default the model card's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -183,12 +191,13 @@ def evaluate(arguments: argparse.Namespace) -> int:
     progress = None if arguments.json else (lambda message: print(message, file=sys.stderr, flush=True))
     result = evaluate_classification(arguments.model, arguments.data, batch_size=arguments.batch_size, device=arguments.device,
                                      confusion_png=arguments.confusion_matrix, progress=progress,
-                                     test_time_augmentation=arguments.tta)
+                                     test_time_augmentation=arguments.tta, test_zoom=arguments.test_zoom)
     if arguments.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
     print(f"Model {result.model_name} ({result.model}) on {result.metrics['tiles']} tiles: accuracy {_number(result.metrics['accuracy'])}, "
-          f"macro F1 {_number(result.metrics['macro_f1'])} (test-time augmentation {result.metrics['test_time_augmentation']})")
+          f"macro F1 {_number(result.metrics['macro_f1'])} (test-time augmentation {result.metrics['test_time_augmentation']}, "
+          f"zoom {result.metrics['test_zoom']:g})")
     width = max(len(name) for name in result.per_class)
     print(f"  {'class':<{width}}  precision  recall  f1      support")
     for name, item in result.per_class.items():

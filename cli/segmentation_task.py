@@ -103,6 +103,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     optimisation.add_argument("--early-stopping-patience", type=int, default=0, help="stop after N epochs without improvement (0: off)")
     optimisation.add_argument("--monitor", default="iou_water", help="validation metric for best model / early stopping (default iou_water)")
     optimisation.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1)")
+    optimisation.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                              help="validate and keep an exponential moving average of the weights (e.g. 0.999; default 0 = off)")
     optimisation.add_argument("--seed", type=int, default=0, help="seeds the split, patches, augmentation and weights (default 0)")
 
     run = parser.add_argument_group("running")
@@ -128,7 +130,7 @@ def settings_from_arguments(arguments: argparse.Namespace):
         epochs=arguments.epochs, batch_size=arguments.batch_size, lr=arguments.lr, weight_decay=arguments.weight_decay,
         schedule=arguments.schedule, warmup_epochs=arguments.warmup_epochs, restart_epochs=arguments.restart_epochs,
         freeze_encoder_epochs=arguments.freeze_encoder_epochs, early_stopping_patience=arguments.early_stopping_patience,
-        monitor=arguments.monitor, grad_clip=arguments.grad_clip, mixed_precision=arguments.mixed_precision,
+        monitor=arguments.monitor, grad_clip=arguments.grad_clip, ema_decay=arguments.ema, mixed_precision=arguments.mixed_precision,
         device=arguments.device, workers=arguments.workers, seed=arguments.seed, quiet=arguments.quiet,
         resume=arguments.resume,
     )

@@ -188,6 +188,9 @@ def _check_values(card: ModelCard, where: str) -> None:
     expect(isinstance(card.name, str) and card.name.strip() != "", "name must be a non-empty string")
     expect(isinstance(card.architecture.id, str) and card.architecture.id != "", "architecture.id is empty")
     expect(isinstance(card.architecture.params, dict), "architecture.params must be an object")
+    if isinstance(card.architecture.params, dict) and "test_zoom" in card.architecture.params:
+        zoom = card.architecture.params["test_zoom"]
+        expect(_is_number(zoom) and 1 <= zoom <= 2, "architecture.params.test_zoom must be a number from 1 (no zoom) to 2")
     expect(
         isinstance(card.bands, list) and len(card.bands) > 0 and all(isinstance(b, str) and b for b in card.bands),
         "bands must be a non-empty list of band names such as B2, B3, B4, B8",

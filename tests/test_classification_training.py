@@ -259,3 +259,55 @@ def test_rough_water_textures_only_the_water_class_tiles(tmp_path):
     assert all(float((tile[0] - tile[2]).abs().max()) < 1e-6 for tile in water)  # waves and foam are grey
     assert max(float(tile.max()) for tile in water) > 0.4  # some whitecaps
     assert all(float((tile - 0.3).abs().median()) < 0.02 for tile in water)  # most pixels stay near the water's value
+
+
+def test_weight_average_is_validated_saved_and_resumed(image_folders, tmp_path):
+    from safetensors.torch import load_file
+
+    settings = quick_settings(image_folders, tmp_path / "ema", trainer=quick_trainer(epochs=1, ema_decay=0.9))
+    run = train_classification(settings)
+    checkpoints = tmp_path / "ema" / "checkpoints"
+    raw = load_file(str(checkpoints / "last.safetensors"))
+    averaged = torch.load(checkpoints / "last_state.pt", weights_only=True)["ema"]
+    saved = load_file(str(run.model_path))
+    assert set(saved) == set(averaged) == set(raw)
+    # one epoch: the best weights are that epoch's average, not the raw weights the optimiser left
+    assert all(torch.equal(saved[name], averaged[name]) for name in saved)
+    assert any(not torch.equal(raw[name], averaged[name]) for name in raw if raw[name].is_floating_point())
+
+    settings.trainer.epochs, settings.trainer.resume = 2, True
+    resumed = train_classification(settings)
+    assert [row["epoch"] for row in resumed.result.history] == [1, 2]
+    plain = quick_settings(image_folders, tmp_path / "plain", trainer=quick_trainer(epochs=1))
+    train_classification(plain)
+    plain.trainer.epochs, plain.trainer.resume, plain.trainer.ema_decay = 2, True, 0.99
+    with pytest.raises(SatVisionError, match="without --ema"):
+        train_classification(plain)
+    with pytest.raises(SatVisionError, match=r"decay must be in \[0, 1\)"):
+        quick_trainer(ema_decay=1.0)
+
+
+def test_test_zoom_classifies_the_magnified_centre_of_each_tile_at_inference(image_folders, tmp_path):
+    from satvision.models.modelfile import load_model
+    from satvision.models.test_time_augmentation import averaged_probabilities
+
+    run = train_classification(quick_settings(image_folders, tmp_path / "zoom", test_zoom=1.25, trainer=quick_trainer(epochs=1)))
+    assert read_card(run.model_path).architecture.params["test_zoom"] == 1.25
+    network, _ = load_model(run.model_path, task="classification", device="cpu")
+    seen: list[torch.Tensor] = []
+    network.encoder.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    tiles = torch.rand(2, 3, 16, 16)
+    network.train()(tiles)
+    with torch.no_grad():
+        network.eval()(tiles)
+    assert torch.equal(seen[0], tiles)  # training: the tiles as they are
+    magnified = torch.nn.functional.interpolate(tiles, size=(20, 20), mode="bilinear", align_corners=False)
+    assert torch.allclose(seen[1], magnified[..., 2:18, 2:18])  # inference: the centre 16 px of the tile magnified to 20 px
+    with torch.no_grad():  # the centred crop keeps the averaged classifier exactly invariant under flips and turns
+        turned = averaged_probabilities(network, torch.rot90(tiles, 1, (-2, -1)), "d4")
+        assert torch.allclose(averaged_probabilities(network, tiles, "d4"), turned, atol=1e-6)
+
+    assert evaluate_classification(run.model_path, image_folders, device="cpu").metrics["test_zoom"] == 1.25
+    assert evaluate_classification(run.model_path, image_folders, device="cpu", test_zoom=1.0).metrics["test_zoom"] == 1.0
+    with pytest.raises(SatVisionError, match="--test-zoom must be between 1"):
+        train_classification(quick_settings(image_folders, tmp_path / "bad", test_zoom=0.8))

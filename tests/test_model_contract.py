@@ -73,6 +73,8 @@ def test_unknown_fields_are_named_even_when_nested(make_card):
         ({"classes": [{"index": 0, "name": "water", "colour": "blue"}, {"index": 1, "name": "x", "colour": "#000000"}]}, "colour must look like"),
         ({"classes": [{"index": 0, "name": "water", "colour": "#0000ff"}]}, "at least two classes"),
         ({"processing_levels": ["L3"]}, "processing_levels"),
+        ({"architecture": {"id": "timm", "params": {"model_name": "resnet10t", "input_size": 64, "test_zoom": 0.5}}},
+         "test_zoom must be a number from 1"),
     ],
 )
 def test_invalid_values_are_explained(make_card, change, message):

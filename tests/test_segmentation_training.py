@@ -344,11 +344,14 @@ def test_every_architecture_trains_and_its_loss_falls(dataset, source, tmp_path,
     assert hasattr(network, "training_outputs") == (architecture == "unet3plus")
 
 
-def test_an_interrupted_training_resumes_exactly_where_it_stopped(dataset, source, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["raw-weights", "weight-average"])
+def test_an_interrupted_training_resumes_exactly_where_it_stopped(dataset, source, tmp_path, ema_decay):
+    """With a weight average, validation measures the average: equal figures after the resume
+    mean the average was saved and restored too."""
     from satvision.training.segmentation import SegmentationTask
     from satvision.training.trainer import Trainer, TrainerConfig
 
-    config = TrainerConfig(epochs=3, batch_size=4, device="cpu", quiet=True, freeze_encoder_epochs=1)
+    config = TrainerConfig(epochs=3, batch_size=4, device="cpu", quiet=True, freeze_encoder_epochs=1, ema_decay=ema_decay)
     split = split_pairs(find_pairs(dataset), 0)
     augment = PatchAugmentation(AugmentSettings(elastic_p=0.5), 10000)
     train = TrainPatches(source, split.train, PatchSettings(64), length=8, seed=0, augment=augment)

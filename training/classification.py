@@ -68,6 +68,7 @@ class ClassificationTrainingSettings:
     output: Path
     architecture: str = "resnet18"  # a ViT preset (vit-tiny64, vit-seed, …) or a timm model name
     input_size: int | None = None  # network input side; default the tile size (ViT presets: their own)
+    test_zoom: float = 1.0  # at inference, magnify tiles by this and classify their centre (see models.classification)
     vit_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"pooling": "mean", "depth": 4}
     backbone_weights: str | None = None  # local pretrained weights of a timm backbone
     init_from: str | None = None  # a SatVision classifier of the same architecture to fine-tune
@@ -180,7 +181,7 @@ def architecture_for(settings: ClassificationTrainingSettings, tile_size: int) -
             config = ViTConfig(**params)
         except (TypeError, ValueError) as error:
             raise SatVisionError(f"Invalid ViT settings: {error}.") from error
-        return Architecture("vit", config.params())
+        return Architecture("vit", {**config.params(), **_zoom(settings)})
     import timm
 
     if not timm.is_model(name):
@@ -192,7 +193,16 @@ def architecture_for(settings: ClassificationTrainingSettings, tile_size: int) -
     model_kwargs: dict[str, Any] = {}
     if _takes_image_size(name):
         model_kwargs["img_size"] = size
-    return Architecture("timm", {"model_name": name, "input_size": size, "drop_rate": settings.drop_rate, "model_kwargs": model_kwargs})
+    params = {"model_name": name, "input_size": size, "drop_rate": settings.drop_rate, "model_kwargs": model_kwargs}
+    return Architecture("timm", {**params, **_zoom(settings)})
+
+
+def _zoom(settings: ClassificationTrainingSettings) -> dict[str, float]:
+    """The ``test_zoom`` architecture parameter (absent at 1: no zoom)."""
+    if not 1.0 <= settings.test_zoom <= 2.0:
+        raise SatVisionError(f"--test-zoom must be between 1 (off) and 2, not {settings.test_zoom}; "
+                             "about the mean magnification of --crop-scale's crops, e.g. 1.1 for 0.6.")
+    return {"test_zoom": settings.test_zoom} if settings.test_zoom != 1.0 else {}
 
 
 def _takes_image_size(model_name: str) -> bool:
@@ -368,7 +378,7 @@ def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path,
     """Start from the weights of SatVision classifier ``path`` with card ``start`` (fine-tuning);
     returns what was loaded.
 
-    The architecture (dropout aside) and the bands must be the same. With the same class names in
+    The architecture (dropout and the test zoom aside) and the bands must be the same. With the same class names in
     the same order the head is kept; with other classes only the encoder is loaded and the head
     starts fresh.
     """
@@ -380,7 +390,7 @@ def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path,
         raise SatVisionError(f"--init-from {path.name} is a {start.task} model; fine-tuning needs a classification model.")
 
     def shape(architecture: Architecture) -> tuple[str, dict[str, Any]]:
-        return architecture.id, {key: value for key, value in architecture.params.items() if key != "drop_rate"}
+        return architecture.id, {key: value for key, value in architecture.params.items() if key not in ("drop_rate", "test_zoom")}
 
     if shape(start.architecture) != shape(card.architecture):
         raise SatVisionError(
@@ -447,11 +457,12 @@ class ClassificationEvaluation:
 
 def evaluate_classification(model_path: str | Path | None, data: str | Path, *, batch_size: int = 64, device: str = "auto",
                             confusion_png: Path | None = None, progress: Callable[[str], None] | None = None,
-                            test_time_augmentation: str | None = None) -> ClassificationEvaluation:
+                            test_time_augmentation: str | None = None, test_zoom: float | None = None) -> ClassificationEvaluation:
     """Metrics of a model on a folder of class sub-folders (all tiles; class names must match the card's).
 
     Probabilities are averaged over ``test_time_augmentation`` views (default: the card's, as the
-    plugin does).
+    plugin does). ``test_zoom`` tries another inference zoom (default: the card's), to choose one
+    for ``train classification --test-zoom``.
 
     8-bit image tiles are taken as already rendered (the card's rendering is how rasters are made
     to look like them); GeoTIFF chips go through the card's full normalisation, as in the plugin.
@@ -466,6 +477,10 @@ def evaluate_classification(model_path: str | Path | None, data: str | Path, *, 
     network, card = load_model(path, task="classification", device=str(torch_device))
     network.eval()
     augmentation = check_mode(test_time_augmentation or card.tiling.test_time_augmentation)
+    if test_zoom is not None:
+        if not 1.0 <= test_zoom <= 2.0:
+            raise SatVisionError(f"--test-zoom must be between 1 (off) and 2, not {test_zoom}.")
+        network.test_zoom = float(test_zoom)
     root = Path(data)
     from .classification_data import class_folders, samples_of
 
@@ -497,7 +512,8 @@ def evaluate_classification(model_path: str | Path | None, data: str | Path, *, 
     if confusion_png:
         plots.plot_confusion_matrix(metrics.confusion.numpy(), card.class_names(), confusion_png,
                                     title=f"{card.name} on {root.name}: accuracy {metrics.compute()['accuracy']:.4f}")
-    return ClassificationEvaluation(path, card.name, {**clean_metrics(metrics.compute()), "test_time_augmentation": augmentation},
+    return ClassificationEvaluation(path, card.name, {**clean_metrics(metrics.compute()), "test_time_augmentation": augmentation,
+                                                      "test_zoom": network.test_zoom},
                                     clean_metrics(metrics.report()),
                                     metrics.confusion.long().tolist(), card.class_names(), time.perf_counter() - started)
 

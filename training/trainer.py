@@ -10,6 +10,11 @@ monitored validation metric (``checkpoints/best.safetensors``) and saves a resum
 epoch, early-stopping state: tensors and plain values only, read back with
 ``torch.load(weights_only=True)``). Both are written atomically, so an interrupted run (Ctrl-C)
 always leaves the last complete epoch resumable.
+
+With ``ema_decay`` the loop also keeps an exponential moving average of the weights (timm's
+``ModelEmaV3``, decay warmed up from 0 so short runs are not dominated by the starting weights).
+Validation, the best weights and the final model are then the averaged ones; ``last.safetensors``
+keeps the raw weights (to resume) and the checkpoint state the average.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class TrainerConfig:
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
     monitor: str = "iou_water"
     grad_clip: float = 1.0  # max gradient norm; 0 = off
+    ema_decay: float = 0.0  # exponential moving average of the weights (e.g. 0.999); 0 = off
     mixed_precision: str = "no"
     device: str = "auto"
     workers: int = 0
@@ -75,6 +81,8 @@ class TrainerConfig:
             raise SatVisionError("epochs and batch size must be at least 1.")
         if self.lr <= 0:
             raise SatVisionError("The learning rate must be positive.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise SatVisionError(f"The weight-average decay must be in [0, 1) (e.g. 0.999; 0 = off), not {self.ema_decay}.")
 
     @property
     def monitor_mode(self) -> str:
@@ -217,6 +225,7 @@ class Trainer:
         self.checkpoints = self.output / CHECKPOINTS
         self.save_weights = save_weights
         self.is_cancelled = is_cancelled or (lambda: False)
+        self.ema = None  # timm ModelEmaV3 during fit() when config.ema_decay
         device = (config.device or "auto").lower()
         mixed_precision = config.mixed_precision
         if mixed_precision != "no" and (device == "cpu" or (device == "auto" and not torch.cuda.is_available())):
@@ -265,6 +274,7 @@ class Trainer:
         else:
             check_new_run(self.output)
 
+        self.ema = self._new_ema(state)
         module = TrainingOutputs(self.network)
         optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         loader = DataLoader(
@@ -296,7 +306,7 @@ class Trainer:
             loader.set_epoch(epoch)
             frozen = epoch <= config.freeze_encoder_epochs
             train_loss = self._train_epoch(module, prepared_optimizer, scheduler, loader, epoch, encoder if frozen else None)
-            val_loss, metrics = self.evaluate(val_data, description=f"epoch {epoch} validation")
+            val_loss, metrics = self.evaluate(val_data, description=f"epoch {epoch} validation", network=self.evaluated_network)
             row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": val_loss,
                    **{name: value for name, value in metrics.items() if name != "pixels"},
                    "encoder_frozen": int(frozen), "seconds": round(time.perf_counter() - epoch_started, 3)}
@@ -306,7 +316,7 @@ class Trainer:
                 write_log(self.output / LOG, history)
                 if improved:
                     with atomic_path(self.checkpoints / BEST_WEIGHTS) as temporary:
-                        self.save_weights(temporary, self.network.state_dict())
+                        self.save_weights(temporary, self.evaluated_network.state_dict())
                 self._save_checkpoint(epoch, prepared_optimizer, scheduler, stopper)
             accelerator.wait_for_everyone()
             last_epoch = epoch
@@ -326,10 +336,16 @@ class Trainer:
             best_metrics=best_row,
         )
 
-    def evaluate(self, data: Dataset, description: str = "evaluation") -> tuple[float, dict[str, float]]:
-        """Mean loss and metrics of the network (inference mode) on ``data``, over all processes."""
+    @property
+    def evaluated_network(self) -> nn.Module:
+        """What validation measures and the best weights hold: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.network
+
+    def evaluate(self, data: Dataset, description: str = "evaluation", network: nn.Module | None = None) -> tuple[float, dict[str, float]]:
+        """Mean loss and metrics of ``network`` (default the trained one; inference mode) on
+        ``data``, over all processes."""
         accelerator = self.accelerator
-        network = self.network.to(self.device)
+        network = (network or self.network).to(self.device)
         shard = Subset(data, range(accelerator.process_index, len(data), accelerator.num_processes))
         loader = DataLoader(shard, batch_size=self.config.batch_size, num_workers=self.config.workers,
                             pin_memory=self.device.type == "cuda")
@@ -382,6 +398,8 @@ class Trainer:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self.ema.update(self.network, step=scheduler.last_epoch)  # the scheduler counts optimiser steps
             value = float(loss.detach())
             loss_total, samples = loss_total + value * len(inputs), samples + len(inputs)
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
@@ -397,11 +415,27 @@ class Trainer:
             "scheduler": scheduler.state_dict(),
             "early_stopping": stopper.state_dict(),
         }
+        if self.ema is not None:
+            state["ema"] = {name: tensor.detach().cpu() for name, tensor in self.ema.module.state_dict().items()}
         # Both files are complete before either is renamed into place (the state first, the
         # weights a moment later), so a cancellation never pairs new weights with an old state.
         with atomic_path(self.checkpoints / LAST_WEIGHTS) as weights, atomic_path(self.checkpoints / LAST_STATE) as state_file:
             self.save_weights(weights, self.network.state_dict())
             torch.save(state, state_file)
+
+    def _new_ema(self, state: Mapping[str, Any] | None):
+        """timm's weight average of the network (from the resumed checkpoint's), or None when off."""
+        if not self.config.ema_decay:
+            return None
+        from timm.utils import ModelEmaV3
+
+        self.network.to(self.device)
+        ema = ModelEmaV3(self.network, decay=self.config.ema_decay, use_warmup=True, device=self.device)
+        if state is not None:
+            if "ema" not in state:
+                raise SatVisionError(f"The checkpoint in {self.checkpoints} was trained without --ema; resume it without.")
+            ema.module.load_state_dict(state["ema"])
+        return ema
 
     def _load_weights(self, path: Path) -> None:
         from safetensors.torch import load_file
