@@ -369,7 +369,8 @@ def _new_card(settings: ClassificationTrainingSettings, architecture: Architectu
                               "rough_water_classes": list(settings.rough_water_classes)} if settings.augment else None),
             "optimizer": {"name": "AdamW", "lr": settings.trainer.lr, "weight_decay": settings.trainer.weight_decay,
                           "schedule": settings.trainer.schedule, "batch_size": settings.trainer.batch_size,
-                          "head_epochs": settings.head_epochs, "epochs": settings.trainer.epochs},
+                          "head_epochs": settings.head_epochs, "epochs": settings.trainer.epochs,
+                          "ema_decay": settings.trainer.ema_decay},
         },
     )
 

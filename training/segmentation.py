@@ -273,7 +273,8 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
             "augmentation": jsonable(settings.augment),
             "optimizer": {"name": "AdamW", "lr": settings.trainer.lr, "weight_decay": settings.trainer.weight_decay,
                           "schedule": settings.trainer.schedule, "batch_size": settings.trainer.batch_size,
-                          "freeze_encoder_epochs": settings.trainer.freeze_encoder_epochs},
+                          "freeze_encoder_epochs": settings.trainer.freeze_encoder_epochs,
+                          "ema_decay": settings.trainer.ema_decay},
         },
     )
 
