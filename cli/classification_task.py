@@ -127,13 +127,15 @@ def settings_from_arguments(arguments: argparse.Namespace):
     trainer = TrainerConfig(
         epochs=arguments.epochs, batch_size=arguments.batch_size, lr=arguments.lr, weight_decay=arguments.weight_decay,
         schedule=arguments.schedule, warmup_epochs=arguments.warmup_epochs,
-        early_stopping_patience=arguments.early_stopping_patience, monitor=arguments.monitor, grad_clip=arguments.grad_clip, ema_decay=arguments.ema,
+        early_stopping_patience=arguments.early_stopping_patience, monitor=arguments.monitor, grad_clip=arguments.grad_clip,
+        ema_decay=arguments.ema,
         mixed_precision=arguments.mixed_precision, device=arguments.device, workers=arguments.workers, seed=arguments.seed,
         quiet=arguments.quiet, resume=arguments.resume,
     )
     return ClassificationTrainingSettings(
         data=arguments.data, output=arguments.output, architecture=getattr(arguments, "architecture", "resnet18"),
-        input_size=arguments.input_size, test_zoom=arguments.test_zoom, vit_overrides=arguments.vit, backbone_weights=arguments.backbone_weights,
+        input_size=arguments.input_size, test_zoom=arguments.test_zoom, vit_overrides=arguments.vit,
+        backbone_weights=arguments.backbone_weights,
         init_from=arguments.init_from, noise=arguments.noise, rough_water=arguments.rough_water,
         rough_water_classes=tuple(arguments.rough_water_classes),
         validation=arguments.valid, test=arguments.test, bands=arguments.bands, gsd_m=arguments.gsd,

@@ -379,9 +379,9 @@ def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path,
     """Start from the weights of SatVision classifier ``path`` with card ``start`` (fine-tuning);
     returns what was loaded.
 
-    The architecture (dropout and the test zoom aside) and the bands must be the same. With the same class names in
-    the same order the head is kept; with other classes only the encoder is loaded and the head
-    starts fresh.
+    The architecture (dropout and the test zoom aside) and the bands must be the same. With the
+    same class names in the same order the head is kept; with other classes only the encoder is
+    loaded and the head starts fresh.
     """
     from safetensors.torch import load_file
 

@@ -345,7 +345,7 @@ class Trainer:
         """Mean loss and metrics of ``network`` (default the trained one; inference mode) on
         ``data``, over all processes."""
         accelerator = self.accelerator
-        network = (network or self.network).to(self.device)
+        network = (self.network if network is None else network).to(self.device)
         shard = Subset(data, range(accelerator.process_index, len(data), accelerator.num_processes))
         loader = DataLoader(shard, batch_size=self.config.batch_size, num_workers=self.config.workers,
                             pin_memory=self.device.type == "cuda")
