@@ -199,10 +199,16 @@ def architecture_for(settings: ClassificationTrainingSettings, tile_size: int) -
 
 def _zoom(settings: ClassificationTrainingSettings) -> dict[str, float]:
     """The ``test_zoom`` architecture parameter (absent at 1: no zoom)."""
-    if not 1.0 <= settings.test_zoom <= 2.0:
-        raise SatVisionError(f"--test-zoom must be between 1 (off) and 2, not {settings.test_zoom}; "
+    zoom = check_test_zoom(settings.test_zoom)
+    return {"test_zoom": zoom} if zoom != 1.0 else {}
+
+
+def check_test_zoom(zoom: float) -> float:
+    """``zoom`` when it is a sensible test-time zoom (1 = off, up to 2), else a clear error."""
+    if not 1.0 <= zoom <= 2.0:
+        raise SatVisionError(f"--test-zoom must be between 1 (off) and 2, not {zoom}; "
                              "about the mean magnification of --crop-scale's crops, e.g. 1.1 for 0.6.")
-    return {"test_zoom": settings.test_zoom} if settings.test_zoom != 1.0 else {}
+    return float(zoom)
 
 
 def _takes_image_size(model_name: str) -> bool:
@@ -479,9 +485,7 @@ def evaluate_classification(model_path: str | Path | None, data: str | Path, *, 
     network.eval()
     augmentation = check_mode(test_time_augmentation or card.tiling.test_time_augmentation)
     if test_zoom is not None:
-        if not 1.0 <= test_zoom <= 2.0:
-            raise SatVisionError(f"--test-zoom must be between 1 (off) and 2, not {test_zoom}.")
-        network.test_zoom = float(test_zoom)
+        network.test_zoom = check_test_zoom(test_zoom)
     root = Path(data)
     from .classification_data import class_folders, samples_of
 
