@@ -224,6 +224,27 @@ def test_fine_tuning_starts_from_a_model_file(image_folders, tmp_path):
                                             init_from=str(first.model_path), trainer=quick_trainer(epochs=1)))
 
 
+def test_a_cnn_is_fine_tuned_at_a_higher_input_size_and_a_vit_is_not(image_folders, tmp_path):
+    cnn = train_classification(quick_settings(image_folders, tmp_path / "cnn", architecture="resnet10t",
+                                              trainer=quick_trainer(epochs=1)))
+    logged: list[str] = []
+    larger = train_classification(quick_settings(image_folders, tmp_path / "larger", architecture="resnet10t", input_size=24,
+                                                 init_from=str(cnn.model_path), trainer=quick_trainer(epochs=1, lr=1e-9)),
+                                  log=logged.append)
+    assert any("encoder and head loaded" in line for line in logged)
+    assert read_card(larger.model_path).architecture.params["input_size"] == 24
+    from safetensors.torch import load_file
+
+    before, after = load_file(str(cnn.model_path)), load_file(str(larger.model_path))
+    weights = [key for key, value in before.items() if value.is_floating_point() and "running" not in key]
+    assert all(torch.allclose(before[key], after[key], atol=1e-5) for key in weights)  # started from those weights
+
+    vit = train_classification(quick_settings(image_folders, tmp_path / "vit", trainer=quick_trainer(epochs=1)))
+    with pytest.raises(SatVisionError, match=r"but for a CNN\) --input-size"):
+        train_classification(quick_settings(image_folders, tmp_path / "vit24", input_size=24, init_from=str(vit.model_path),
+                                            trainer=quick_trainer(epochs=1)))
+
+
 def quick_trainer(**changes) -> TrainerConfig:
     import dataclasses
 

@@ -276,7 +276,7 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
                       is_cancelled=is_cancelled)
     parameters = sum(p.numel() for p in network.parameters())
     trainer.say(f"{split.describe()}; {card.architecture.id} {architecture.params.get('model_name', '')} "
-                f"({parameters / 1e6:.2f} M parameters) on {trainer.device}")
+                f"({parameters / 1e6:.2f} M parameters) on {trainer.placement}")
     if card.architecture.id == "vit":
         from ..models.vit import parameter_summary
 
@@ -385,7 +385,8 @@ def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path,
     """Start from the weights of SatVision classifier ``path`` with card ``start`` (fine-tuning);
     returns what was loaded.
 
-    The architecture (dropout and the test zoom aside) and the bands must be the same. With the
+    The architecture (dropout and the test zoom aside) and the bands must be the same; a CNN may
+    change its input size (fine-tuning at a higher resolution: its weights fit any size). With the
     same class names in the same order the head is kept; with other classes only the encoder is
     loaded and the head starts fresh.
     """
@@ -397,13 +398,16 @@ def initialise_from_model(network: torch.nn.Module, card: ModelCard, path: Path,
         raise SatVisionError(f"--init-from {path.name} is a {start.task} model; fine-tuning needs a classification model.")
 
     def shape(architecture: Architecture) -> tuple[str, dict[str, Any]]:
-        return architecture.id, {key: value for key, value in architecture.params.items() if key not in ("drop_rate", "test_zoom")}
+        free = {"drop_rate", "test_zoom"}
+        if architecture.id == "timm" and not _takes_image_size(architecture.params["model_name"]):
+            free.add("input_size")
+        return architecture.id, {key: value for key, value in architecture.params.items() if key not in free}
 
     if shape(start.architecture) != shape(card.architecture):
         raise SatVisionError(
             f"--init-from {path.name} is a {start.architecture.id} {start.architecture.params.get('model_name', '')} "
             f"with {start.architecture.params}, but this run builds {card.architecture.params}: choose the same "
-            "--architecture and --input-size (and --vit settings) as that model."
+            "--architecture, --vit settings and (but for a CNN) --input-size as that model."
         )
     if len(start.bands) != len(card.bands):
         raise SatVisionError(f"--init-from {path.name} takes {len(start.bands)} bands ({', '.join(start.bands)}); "

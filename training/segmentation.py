@@ -202,7 +202,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
     trainer = Trainer(network, task, settings.trainer, output,
                       save_weights=lambda path, weights: save_model(path, weights, card), is_cancelled=is_cancelled)
     trainer.say(f"{split.describe()}; {length} patches per epoch of {settings.patch_size} px; "
-                f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.device}")
+                f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.placement}")
     result = trainer.fit(train_data, val_data)
     validation = clean_metrics({k: v for k, v in result.best_metrics.items() if k not in ("epoch", "lr", "train_loss", "encoder_frozen", "seconds")})
     if not validation:

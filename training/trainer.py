@@ -246,6 +246,12 @@ class Trainer:
         return self.accelerator.device
 
     @property
+    def placement(self) -> str:
+        """Where the run trains, for its log: the device, and the process count under DDP."""
+        processes = self.accelerator.num_processes
+        return str(self.device) if processes == 1 else f"{processes} data-parallel processes ({self.device.type})"
+
+    @property
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
