@@ -60,8 +60,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
                             "first layer adapted to the band count; SatVision never downloads weights")
     model.add_argument("--init-from", default=None, metavar="MODEL",
                        help="fine-tune a SatVision classifier (e.g. resources/models/landcover-default.safetensors): same "
-                            "--architecture (and input size, which a CNN may change: fine-tuning at a higher resolution); its head is kept "
-                            "when the classes are the same")
+                            "--architecture (and input size, which a CNN may change: fine-tuning at a higher "
+                            "resolution); its head is kept when the classes are the same")
     model.add_argument("--bands", type=_names, default=None, help="band names in model order (default B4,B3,B2 for RGB images)")
     model.add_argument("--rendering", choices=("eurosat", "none"), default="eurosat",
                        help="how reflectance becomes the 8-bit look of the tiles: eurosat = 0–2750 → 1–255 (default)")
