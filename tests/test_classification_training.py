@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import Grid, write_geotiff
@@ -26,23 +27,9 @@ from satvision.training.classification import (
 )
 from satvision.training.classification_data import split_samples
 from satvision.training.trainer import TrainerConfig
+from tests_helpers import COLOURS, write_image_folders
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Mean colours of the synthetic classes (RGB, 8-bit): easy to tell apart, noisy enough to need learning.
-COLOURS = {"Forest": (40, 90, 40), "SeaLake": (20, 40, 110), "AnnualCrop": (170, 150, 80)}
-
-
-def write_image_folders(root: Path, per_class: int = 24, size: int = 16, seed: int = 0) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for name, colour in COLOURS.items():
-        folder = root / name
-        folder.mkdir(parents=True)
-        for index in range(per_class):
-            pixels = np.clip(np.array(colour)[:, None, None] + rng.normal(0, 25, (3, size, size)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / f"{name}_{index}.png")
-    return root
 
 
 def quick_settings(data: Path, output: Path, architecture: str = "vit-tiny64", **changes) -> ClassificationTrainingSettings:
@@ -233,8 +220,6 @@ def test_a_cnn_is_fine_tuned_at_a_higher_input_size_and_a_vit_is_not(image_folde
                                   log=logged.append)
     assert any("encoder and head loaded" in line for line in logged)
     assert read_card(larger.model_path).architecture.params["input_size"] == 24
-    from safetensors.torch import load_file
-
     before, after = load_file(str(cnn.model_path)), load_file(str(larger.model_path))
     weights = [key for key, value in before.items() if value.is_floating_point() and "running" not in key]
     assert all(torch.allclose(before[key], after[key], atol=1e-5) for key in weights)  # started from those weights
@@ -283,8 +268,6 @@ def test_rough_water_textures_only_the_water_class_tiles(tmp_path):
 
 
 def test_weight_average_is_validated_saved_and_resumed(image_folders, tmp_path):
-    from safetensors.torch import load_file
-
     settings = quick_settings(image_folders, tmp_path / "ema", trainer=quick_trainer(epochs=1, ema_decay=0.9))
     run = train_classification(settings)
     checkpoints = tmp_path / "ema" / "checkpoints"

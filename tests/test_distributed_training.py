@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from satvision.training.classification import evaluate_classification
-from test_classification_training import ROOT, write_image_folders
+from tests_helpers import write_image_folders
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_training_runs_data_parallel_under_torchrun_on_two_processes(tmp_path):
