@@ -11,7 +11,7 @@ VENV := $(ROOT)/.venv
 PYTHON := $(VENV)/bin/python
 SYSTEM_PYTHON := /usr/bin/python3
 QGIS_PROCESS := $(ROOT)/scripts/qgis-process
-APT_PACKAGES := qgis qgis-providers python3-qgis python3-rasterio python3-matplotlib python3-venv python3-pip xvfb
+APT_PACKAGES := qgis qgis-providers python3-qgis python3-rasterio python3-matplotlib python3-venv python3-pip xvfb libgl1-mesa-dri
 PYTEST_ARGS ?=
 export QT_QPA_PLATFORM ?= offscreen
 

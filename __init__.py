@@ -8,7 +8,10 @@ __version__ = "0.1.0"
 
 
 def classFactory(iface):  # noqa: N802 - name required by QGIS
-    """QGIS plugin entry point."""
+    """QGIS plugin entry point (desktop and qgis_process)."""
+    from .core.triton_guard import keep_triton_out
+
+    keep_triton_out()  # before anything imports torch: triton beside Mesa's libLLVM kills QGIS
     from .plugin import SatVisionPlugin
 
     return SatVisionPlugin(iface)

@@ -69,6 +69,7 @@ def collect_report(qgis_version: str | None = None, user_model_dirs: Iterable[st
     from .. import __version__
     from ..earthengine.credentials import credentials_status
     from ..models.catalog import list_models, user_model_dirs as resolve_model_dirs
+    from .triton_guard import triton_state
 
     folders = [str(folder) for folder in resolve_model_dirs(user_model_dirs)]
     versions = package_versions()
@@ -82,6 +83,8 @@ def collect_report(qgis_version: str | None = None, user_model_dirs: Iterable[st
         "packages": versions,
         "missing_packages": sorted(name for name, version in versions.items() if version is None),
         "compute_device": compute_device_report(),
+        # "blocked" inside QGIS: see core/triton_guard.py (SATVISION_ALLOW_TRITON=1 lifts it)
+        "triton": triton_state(),
         "model_folders": {"bundled": str(_bundled_dir()), "user": folders},
         "models": [entry.summary(include_card=True) for entry in list_models(folders)],
         "earth_engine": credentials_status(),
