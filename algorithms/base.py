@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterEnum
 from qgis.PyQt.QtGui import QIcon
@@ -11,6 +13,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..core.dependencies import require
 from ..core.errors import SatVisionError
 from ..models.test_time_augmentation import TTA_MODES, TTA_TITLES
+from .qgis_enums import set_help
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
 
@@ -28,6 +31,10 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
     group_name: str = ""
     group_key: str = ""
     help_text: str = ""
+    #: one line for the toolbox tooltip
+    short_description: str = ""
+    #: help (the dialog's tooltip) of each parameter by name; :meth:`addParameter` applies it
+    parameter_help: dict[str, str] = {}
     #: import names the algorithm needs; checked before ``run`` with an install hint
     requires: tuple[str, ...] = ()
 
@@ -46,14 +53,24 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.help_text
 
+    def shortDescription(self) -> str:  # noqa: N802 - QGIS API
+        return self.short_description
+
     def icon(self) -> QIcon:
         return QIcon(str(ICON))
+
+    def addParameter(self, parameter, createOutput: bool = True) -> bool:  # noqa: N802,N803 - QGIS API
+        """QGIS's ``addParameter``, giving ``parameter`` its help from :attr:`parameter_help`."""
+        set_help(parameter, self.parameter_help.get(parameter.name(), ""))
+        return super().addParameter(parameter, createOutput)
 
     def createInstance(self):  # noqa: N802 - QGIS API
         return type(self)()
 
     def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802 - QGIS API
         try:
+            if "torch" in self.requires:
+                self.announce_model_loading(feedback)
             require(*self.requires)
             return self.execute(parameters, context, feedback)
         except SatVisionError as error:
@@ -61,6 +78,53 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
         raise NotImplementedError
+
+    def announce_model_loading(self, feedback) -> None:
+        """Say at once that PyTorch and the model are loading: the first import of torch and the
+        model's loading take seconds (~20 s on a first run) in which the dialog would show nothing."""
+        feedback.setProgressText("Loading PyTorch and the model…")
+        feedback.pushInfo("Loading PyTorch and the model… (the first run can take ~20 s)")
+        self._loading_started = time.monotonic()
+
+    def model_log(self, feedback) -> Callable[[str], None]:
+        """``feedback.pushInfo`` for the core's log lines that first says "Model loaded in N s"
+        (since :meth:`announce_model_loading`) before the core's "Model …" line, which it logs once
+        the model is loaded."""
+        started = getattr(self, "_loading_started", None) or time.monotonic()
+        loaded = False
+
+        def log(message: str) -> None:
+            nonlocal loaded
+            if not loaded and message.startswith("Model "):
+                loaded = True
+                feedback.pushInfo(f"Model loaded in {time.monotonic() - started:.1f} s")
+                feedback.setProgressText("Running the model…")
+            feedback.pushInfo(message)
+
+        return log
+
+    def optional_output_layer(self, parameters, name: str, context) -> str | None:
+        """The path of the optional layer output ``name``, or None when it is not wanted.
+
+        Batch mode passes every layer destination, an empty one too, with a project to load it
+        into; ``parameterAsOutputLayer`` then lists "" among the layers to load, and the batch
+        dialog reports "The following layers were not correctly generated" after a successful
+        row. That empty entry is dropped here.
+        """
+        path = self.parameterAsOutputLayer(parameters, name, context)
+        if path:
+            return path
+        layers = context.layersToLoadOnCompletion()
+        if "" in layers:
+            del layers[""]
+            context.setLayersToLoadOnCompletion(layers)
+        return None
+
+    @staticmethod
+    def produced(results: dict[str, Any]) -> dict[str, Any]:
+        """``results`` without the outputs that were not produced (None): QGIS then lists
+        nothing for them rather than an empty value."""
+        return {name: value for name, value in results.items() if value is not None}
 
     def add_advanced_parameters(self, parameters) -> None:
         """Add ``parameters`` under "Advanced parameters"."""
@@ -74,13 +138,35 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
     def test_time_augmentation_parameter(self) -> QgsProcessingParameterEnum:
         """Enum "Test-time augmentation": the model's default (index 0), then none, flips, d4."""
         options = ["The model's default"] + [TTA_TITLES[mode] for mode in TTA_MODES]
-        return QgsProcessingParameterEnum(self.TEST_TIME_AUGMENTATION, "Test-time augmentation (average over flipped/rotated views)",
-                                          options=options, defaultValue=0)
+        parameter = QgsProcessingParameterEnum(self.TEST_TIME_AUGMENTATION, "Test-time augmentation (average over flipped/rotated views)",
+                                               options=options, defaultValue=0)
+        return set_help(parameter, (
+            "Runs the model on flipped (and 90°-rotated) copies of each tile, turns the results back and "
+            "averages them: steadier results for 4 or 8 times the inference time. The model's default is "
+            "what its card recommends."
+        ))
 
     def test_time_augmentation(self, parameters, context) -> str | None:
         """The chosen mode, or None for the model card's default."""
         index = self.parameterAsEnum(parameters, self.TEST_TIME_AUGMENTATION, context)
         return TTA_MODES[index - 1] if index > 0 else None
+
+    def band_numbers(self, parameters, name: str, context) -> list[int] | None:
+        """The band numbers of a multiple band parameter, or None when it is empty.
+
+        qgis_process 3.22 reads ``BANDS=4,3,2,1`` as the single band 0 (its list separator is
+        ``;``, and repeating ``BANDS=N`` works too): a text of band numbers separated by commas,
+        semicolons or spaces is split here, and any other text is refused.
+        """
+        raw = parameters.get(name)
+        if isinstance(raw, str) and raw.strip():
+            if not re.fullmatch(r"\s*\d+(\s*[,;\s]\s*\d+)*\s*", raw):
+                raise SatVisionError(
+                    f"Cannot read the band list {raw!r}: give band numbers in the model's order, e.g. "
+                    f"{name}=4;3;2;1 or {name}=4,3,2,1, or repeat {name}=N once per band."
+                )
+            return [int(number) for number in re.split(r"[,;\s]+", raw.strip())]
+        return self.parameterAsInts(parameters, name, context) or None
 
     def raster_and_bounds(self, parameters, context, raster_name: str, extent_name: str):
         """The input raster layer (read by GDAL, with a CRS) and the optional extent as

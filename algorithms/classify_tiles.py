@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
@@ -22,41 +21,56 @@ from qgis.core import (
     QgsRendererCategory,
 )
 
-from ..core.devices import DEVICE_CHOICES
 from ..inference.classify import MODES, ClassificationSettings
+from ..models.card import ModelCard
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
+from .device_choices import DEVICE_HELP, device_parameter, device_value
+from .layer_styles import CLASS_RASTER_OPACITY, LayerStack, attach, class_raster_renderer, raster_style, show_decimals
+from .model_parameter import with_model_chooser
 from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
 
-DEVICES = list(DEVICE_CHOICES)
 MODE_LABELS = ["Grid of tiles", "Whole raster as one tile"]
 #: Fill opacity (0–255) of classified tiles: the imagery stays visible underneath.
 FILL_ALPHA = 150
 NODATA_LABEL = "No data (skipped)"
 
 
-class TileClassStyle(QgsProcessingLayerPostProcessorInterface):
-    """Categorized by ``class`` in the model card's colours; skipped tiles hollow grey."""
-
-    def __init__(self, classes: Sequence[tuple[str, str]]) -> None:
-        super().__init__()
-        self.classes = list(classes)  # (name, "#rrggbb") in class-index order
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
-        layer.setRenderer(tile_class_renderer(self.classes))
-        layer.triggerRepaint()
+#: Layer-tree ranks of the loaded outputs: tiles above the class raster.
+TILES_RANK, CLASS_RASTER_RANK = 2, 1
 
 
-def tile_class_renderer(classes: Sequence[tuple[str, str]]) -> QgsCategorizedSymbolRenderer:
-    """One category per class (value = class name), and a hollow grey one for tiles without a class."""
+def tile_class_style(card: ModelCard) -> Callable[[Any], None]:
+    """Categorized by ``class`` in the model card's colours, legend in words; skipped tiles hollow grey."""
+    from ..inference.tiles import probability_field
+
+    classes = [(item.name, item.colour, item.display_label) for item in sorted(card.classes, key=lambda c: c.index)]
+    probabilities = ["confidence", "valid_share", *(f"prob_{rank}" for rank in range(2, 4)),
+                     *(probability_field(item.name) for item in card.classes)]
+
+    def apply(layer) -> None:
+        layer.setRenderer(tile_class_renderer(classes))
+        show_decimals(layer, dict.fromkeys(probabilities, 4))
+
+    return apply
+
+
+def class_raster_style(card: ModelCard) -> Callable[[Any], None]:
+    """The class raster in the card's colours with the class labels in words; 255 (no data) not drawn."""
+    classes = [(item.index, item.colour, item.display_label) for item in card.classes]
+    return raster_style(lambda layer: class_raster_renderer(layer, classes), CLASS_RASTER_OPACITY)
+
+
+def tile_class_renderer(classes: Sequence[tuple[str, str, str]]) -> QgsCategorizedSymbolRenderer:
+    """One category per class (value = class id, legend = its label), and a hollow grey one for tiles without a class."""
     categories = []
-    for name, colour in classes:
+    for name, colour, label in classes:
         red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
         symbol = QgsFillSymbol.createSimple({
             "color": f"{red},{green},{blue},{FILL_ALPHA}", "outline_color": f"{red},{green},{blue},255",
             "outline_width": "0.2",
         })
-        categories.append(QgsRendererCategory(name, symbol, name))
+        categories.append(QgsRendererCategory(name, symbol, label))
     hollow = QgsFillSymbol.createSimple({"style": "no", "outline_color": "128,128,128,255", "outline_width": "0.2"})
     # an empty value is the "all other values" category: it draws the NULL class of skipped tiles
     categories.append(QgsRendererCategory("", hollow, NODATA_LABEL))
@@ -79,8 +93,10 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         "smaller than the tile gives overlapping tiles); tiles whose share of valid pixels is under "
         "the minimum are not classified and come out with status nodata. <i>Whole raster as one "
         "tile</i> resamples the raster (or the extent) to a single model tile, for image chips "
-        "such as EuroSAT patches; the outputs CLASS, CONFIDENCE and PROBABILITIES then describe "
-        "it (in the grid mode they describe the first classified tile).\n\n"
+        "such as EuroSAT patches; the outputs CLASS, CONFIDENCE and PROBABILITIES then give its "
+        "class, that class's probability and every class's probability. In the grid mode they sum "
+        "up the classified tiles: the most frequent class (a tie goes to the class listed first in "
+        "the model), the share of classified tiles with that class, and every class's share.\n\n"
         "<b>Model</b>: empty for the bundled default land-cover model, the name of a model from "
         "the user models folder (Processing options or SATVISION_MODELS_DIR), or a .safetensors "
         "model file. The model card says which bands the model needs: they are matched with the "
@@ -109,8 +125,30 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
     OUTPUT = "OUTPUT"
     OUTPUT_CLASS_RASTER = "OUTPUT_CLASS_RASTER"
 
-    #: Post-processors must outlive the algorithm instance until QGIS has loaded the layer.
-    _styles: list[TileClassStyle] = []
+    short_description = "Land-cover class of every tile of a raster (or of the whole raster) as polygons, with a classifier model."
+    parameter_help = {
+        INPUT: "A multispectral raster read by GDAL (e.g. a Sentinel-2 GeoTIFF) in any CRS, of any size.",
+        BANDS: (
+            "Leave empty to match the model's bands with the raster's band descriptions. Choose raster bands "
+            "here, in the model's order, when the raster's bands have no such descriptions."
+        ),
+        MODEL: (
+            "Empty: the bundled default land-cover model. Otherwise the name of a model in the user models folder "
+            "(Processing options or SATVISION_MODELS_DIR) or the path of a SatVision .safetensors model file."
+        ),
+        EXTENT: "Classify only this part of the raster (empty: the whole raster).",
+        MODE: (
+            "Grid of tiles: one polygon per tile. Whole raster as one tile: the raster (or extent) is resampled "
+            "to one model tile and gets one class, for image chips such as EuroSAT patches."
+        ),
+        TILE_SIZE: "Side of the square tiles in pixels (grid mode); 0 uses the tile size in the model's card.",
+        STRIDE: "Distance between tile origins in pixels (grid mode); 0 puts tiles side by side, less than the tile size overlaps them.",
+        OUTPUT: "One polygon per tile with class, confidence, runners-up, valid_share, status and p_<class> fields.",
+        OUTPUT_CLASS_RASTER: "Optional GeoTIFF with one pixel per tile: the class index (255 = no data), in the model's colours.",
+        BATCH_SIZE: "Tiles per forward pass: more is faster on a GPU but needs more memory.",
+        DEVICE: DEVICE_HELP,
+        MIN_VALID_SHARE: "Tiles with a smaller share of pixels with data are not classified; they get status nodata.",
+    }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         number = QgsProcessingParameterNumber
@@ -129,6 +167,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
                 fileFilter="SatVision models (*.safetensors);;All files (*)",
             )
         )
+        with_model_chooser(self.parameterDefinition(self.MODEL), "classification")  # installed models in dialogs
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True))
         self.addParameter(QgsProcessingParameterEnum(self.MODE, "Mode", options=MODE_LABELS, defaultValue=0))
         self.addParameter(number(self.TILE_SIZE, "Tile size in pixels (0: the model's)", INTEGER, 0, minValue=0))
@@ -145,15 +184,17 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         )
         advanced = [
             number(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 32, minValue=1),
-            QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+            device_parameter(self.DEVICE),
             self.test_time_augmentation_parameter(),
             number(self.MIN_VALID_SHARE, "Minimum share of valid pixels for a tile to be classified",
                    DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
         ]
         self.add_advanced_parameters(advanced)
-        self.addOutput(QgsProcessingOutputString("CLASS", "Class (whole mode: of the raster; grid: first classified tile)"))
-        self.addOutput(QgsProcessingOutputNumber("CONFIDENCE", "Probability of that class"))
-        self.addOutput(QgsProcessingOutputString("PROBABILITIES", "Probabilities of every class (JSON)"))
+        self.addOutput(QgsProcessingOutputString("CLASS", "Majority class (grid) / class (whole raster)"))
+        self.addOutput(QgsProcessingOutputNumber(
+            "CONFIDENCE", "Share of classified tiles in the majority class (grid) / probability of the class (whole raster)"))
+        self.addOutput(QgsProcessingOutputString(
+            "PROBABILITIES", "Share of classified tiles per class (grid) / probability per class (whole raster), JSON"))
         self.addOutput(QgsProcessingOutputNumber("TILE_COUNT", "Tiles"))
         self.addOutput(QgsProcessingOutputNumber("SKIPPED_TILES", "Tiles skipped (too little valid data)"))
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", "Device that ran the model"))
@@ -168,14 +209,14 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             stride=self.parameterAsInt(parameters, self.STRIDE, context) or None,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            device=device_value(self.parameterAsEnum(parameters, self.DEVICE, context)),
             test_time_augmentation=self.test_time_augmentation(parameters, context),
             bounds=bounds,
-            band_positions=self.parameterAsInts(parameters, self.BANDS, context) or None,
+            band_positions=self.band_numbers(parameters, self.BANDS, context),
             min_valid_fraction=self.parameterAsDouble(parameters, self.MIN_VALID_SHARE, context),
         )
         tiles_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        class_raster_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASS_RASTER, context) or None
+        class_raster_path = self.optional_output_layer(parameters, self.OUTPUT_CLASS_RASTER, context)
         feedback.pushInfo(f"Mode: {MODE_LABELS[MODES.index(mode)].lower()}")
         result = classify_tiles(
             layer.source(),
@@ -186,21 +227,36 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             user_model_dirs=user_models_folders(),
             progress=lambda fraction: feedback.setProgress(100.0 * fraction),
             is_cancelled=feedback.isCanceled,
-            log=feedback.pushInfo,
+            log=self.model_log(feedback),
             warn=feedback.pushWarning,
         )
-        if context.willLoadLayerOnCompletion(tiles_path):
-            style = TileClassStyle([(item.name, item.colour) for item in sorted(result.card.classes, key=lambda c: c.index)])
-            self._styles.append(style)
-            context.layerToLoadOnCompletionDetails(tiles_path).setPostProcessor(style)
-        first = result.first_tile or {}
-        return {
+        stack = LayerStack()
+        attach(context, tiles_path, tile_class_style(result.card), stack, TILES_RANK)
+        attach(context, class_raster_path, class_raster_style(result.card), stack, CLASS_RASTER_RANK)
+        return self.produced({
             self.OUTPUT: tiles_path,
             self.OUTPUT_CLASS_RASTER: class_raster_path,
-            "CLASS": first.get("class", ""),
-            "CONFIDENCE": first.get("confidence"),
-            "PROBABILITIES": json.dumps(first.get("probabilities", {})),
+            **class_summary(result, mode),
             "TILE_COUNT": result.run.tile_count,
             "SKIPPED_TILES": result.run.skipped_tiles,
             "DEVICE_USED": result.run.device,
-        }
+        })
+
+
+def class_summary(result, mode: str) -> dict[str, Any]:
+    """CLASS, CONFIDENCE and PROBABILITIES (nothing when no tile was classified).
+
+    Whole raster: the one tile's class, its probability and every class's probability. Grid: the
+    most frequent class of the classified tiles (a tie goes to the class listed first in the
+    model), the share of classified tiles with it and every class's share.
+    """
+    if mode == "whole":
+        tile = result.first_tile
+        if tile is None:
+            return {}
+        return {"CLASS": tile["class"], "CONFIDENCE": tile["confidence"], "PROBABILITIES": json.dumps(tile["probabilities"])}
+    if not result.classified:
+        return {}
+    shares = {name: result.class_counts.get(name, 0) / result.classified for name in result.card.class_names()}
+    majority = max(shares, key=shares.get)  # the first of equal shares: the class listed first
+    return {"CLASS": majority, "CONFIDENCE": shares[majority], "PROBABILITIES": json.dumps(shares)}

@@ -36,6 +36,9 @@ class DiagnoseAlgorithm(SatVisionAlgorithm):
 
     OUTPUT = "OUTPUT"
 
+    short_description = "What SatVision runs on: versions, missing packages, compute device, models and credentials."
+    parameter_help = {OUTPUT: "Optional JSON file with the whole report (the log shows it either way)."}
+
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(
             QgsProcessingParameterFileDestination(

@@ -52,6 +52,37 @@ CREDENTIALS_HELP = (
     "Credentials never appear in the log."
 )
 
+#: Help (dialog tooltip) of every parameter added here, by name: the algorithms merge it into theirs.
+PARAMETER_HELP = {
+    START_DATE: "First acquisition date of the scenes to use.",
+    END_DATE: "Last acquisition date of the scenes to use (this day included).",
+    MAX_CLOUD: "Scenes whose cloud percentage (CLOUDY_PIXEL_PERCENTAGE) is above this are left out before masking.",
+    CLOUD_MASK: (
+        "How cloudy pixels are removed: Cloud Score+ (pixels under the threshold), the L2A scene "
+        "classification (SCL), or not at all."
+    ),
+    COMPOSITE: "How the scenes become one image: the median of clear pixels, the least-cloudy scene, or the most recent clear pixel.",
+    LEVEL: "L2A: surface reflectance (atmospherically corrected). L1C: top-of-atmosphere reflectance.",
+    BANDS: "Sentinel-2 bands to download, written in catalogue order with their names as band descriptions.",
+    RESOLUTION: "Pixel size of the output in metres; the grid is snapped to it.",
+    CRS: "CRS of the output; empty: the UTM zone of the extent's centre.",
+    WATER_LABEL: (
+        "Adds a label band: 1 land, 2 water, 0 no data, from JRC Global Surface Water occurrence or the "
+        "Hansen datamask; None adds no band."
+    ),
+    CLEAR_THRESHOLD: "Cloud Score+ cs_cdf value at or above which a pixel counts as clear (higher: stricter).",
+    WATER_OCCURRENCE: "JRC occurrence (% of observations with water) at or above which a pixel is water.",
+    PROJECT: "ID of a Google Cloud project registered for Earth Engine; empty: the Processing option, then SATVISION_EE_PROJECT.",
+    AUTH_CONFIG: "A QGIS authentication configuration (type Basic) whose password is a service-account key's JSON text.",
+    KEY_FILE: (
+        "A service-account key file (JSON); empty: the key of the authentication configuration, else your "
+        "earthengine authenticate login."
+    ),
+    PARALLEL: "Requests to Earth Engine at once; fewer if you hit rate limits.",
+    TILE_SIZE: "Side of each download request in pixels; the area is split into such tiles.",
+    MAX_MEGABYTES: "A download estimated above this size (uncompressed) is refused before it starts.",
+}
+
 
 def add_query_parameters(algorithm, *, label_choices: list[int] | None = None, label_default: int = 0) -> None:
     """Dates, cloud handling, composite, level, bands and resolution."""

@@ -45,6 +45,15 @@ class ExportTrainingPairsAlgorithm(SatVisionAlgorithm):
     NAME_FIELD = "NAME_FIELD"
     OUTPUT = "OUTPUT"
 
+    short_description = "Image and water-label GeoTIFF pairs per polygon from Google Earth Engine, for training a water model."
+    parameter_help = {
+        **ee_parameters.PARAMETER_HELP,
+        AREAS: "One image and label pair is downloaded over the bounding box of each polygon.",
+        NAME_FIELD: "Field whose values name the files (made safe and unique); empty: area_<feature id>.",
+        ee_parameters.WATER_LABEL: "Source of the water labels (labels/NAME.tif: 0 land, 1 water, 255 no data).",
+        OUTPUT: "Folder that receives images/, labels/ and manifest.json (what satvision train segmentation --data reads).",
+    }
+
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AREAS, "Areas (polygons)", [VECTOR_POLYGON]))

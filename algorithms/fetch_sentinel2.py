@@ -46,6 +46,14 @@ class FetchSentinel2Algorithm(SatVisionAlgorithm):
     AREA = "AREA"
     OUTPUT = "OUTPUT"
 
+    short_description = "A cloud-masked Sentinel-2 composite GeoTIFF for an extent and dates, downloaded from Google Earth Engine."
+    parameter_help = {
+        **ee_parameters.PARAMETER_HELP,
+        EXTENT: "The area to download, in any CRS; or leave empty and give a polygon layer below.",
+        AREA: "Used when no extent is given: the extent of this layer's features is downloaded.",
+        OUTPUT: "GeoTIFF (UINT16, reflectance × 10000, 0 = no data) with band descriptions.",
+    }
+
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(

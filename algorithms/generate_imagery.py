@@ -24,12 +24,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDate
 
-from ..core.devices import DEVICE_CHOICES
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
+from .device_choices import DEVICE_HELP, device_parameter, device_value
+from .model_parameter import with_model_chooser
 from .qgis_enums import DATE, DOUBLE, INTEGER, VECTOR_POLYGON
 
-DEVICES = list(DEVICE_CHOICES)
 SIZES = [None, 256, 512]
 SIZE_LABELS = ["The model's", "256 px", "512 px"]
 SCHEDULERS = ["ddim", "dpm"]
@@ -83,6 +83,31 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
     OUTPUT_FOOTPRINT = "OUTPUT_FOOTPRINT"
     OUTPUT_SWEEP = "OUTPUT_SWEEP"
 
+    short_description = "A synthetic satellite image centred on a map point from a text prompt and metadata (DiffusionSat)."
+    parameter_help = {
+        POINT: "The image is centred on this point, in the point's UTM zone; its longitude and latitude condition the model.",
+        PROMPT: "What the image should show, e.g. 'a satellite image of a rice paddy field in Vietnam'.",
+        NEGATIVE_PROMPT: "What the image should not show (optional), e.g. 'clouds, blur'.",
+        DATE: "Acquisition date the model is conditioned on (season, year).",
+        GSD: "Ground sample distance: metres per pixel of the output, and a condition of the model.",
+        CLOUD_COVER: "Cloud cover the model is conditioned on, in percent.",
+        MODEL: (
+            "A converted DiffusionSat model file (.safetensors) or its name in the user models folder "
+            "(Processing options or SATVISION_MODELS_DIR); SatVision bundles none (see the help)."
+        ),
+        OUTPUT: "RGB GeoTIFF marked synthetic; with more than one image the others are written beside it (_2, _3, …).",
+        OUTPUT_FOOTPRINT: "Optional polygon layer with the footprint and generation parameters of each image.",
+        SWEEP: "Also render the same seed and prompt with one metadata field varied, to see how much it changes the image.",
+        OUTPUT_SWEEP: "PNG picture of the metadata sweep; needed when Metadata sweep is not None.",
+        IMAGE_SIZE: "Output size in pixels; the model's is the size it was trained at.",
+        STEPS: "Denoising steps: more is slower and usually finer.",
+        GUIDANCE: "How strongly the image follows the prompt and metadata (classifier-free guidance; 1: none).",
+        SEED: "Random seed: the same seed and settings give the same image.",
+        NUM_IMAGES: "How many images to generate, in one batch from the seed (each image differs).",
+        SCHEDULER: "The sampling method: DDIM, or DPM-Solver++ (good images in fewer steps).",
+        DEVICE: DEVICE_HELP,
+    }
+
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterPoint(self.POINT, "Centre point"))
@@ -96,6 +121,7 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, "Model (a converted DiffusionSat .safetensors file or its name)", optional=True,
             fileFilter="SatVision models (*.safetensors);;All files (*)"))
+        with_model_chooser(self.parameterDefinition(self.MODEL), "generation")  # installed models in dialogs
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Synthetic image"))
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT_FOOTPRINT, "Footprint", type=VECTOR_POLYGON, optional=True,
@@ -110,7 +136,7 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
             number(self.SEED, "Seed (same seed, same image)", INTEGER, 0, minValue=0),
             number(self.NUM_IMAGES, "Number of images", INTEGER, 1, minValue=1, maxValue=16),
             QgsProcessingParameterEnum(self.SCHEDULER, "Scheduler", options=SCHEDULER_LABELS, defaultValue=0),
-            QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+            device_parameter(self.DEVICE),
         ]
         self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputString("IMAGES", "Images written (JSON list)"))
@@ -147,28 +173,31 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
             scheduler=SCHEDULERS[self.parameterAsEnum(parameters, self.SCHEDULER, context)],
         )
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        footprint = self.parameterAsOutputLayer(parameters, self.OUTPUT_FOOTPRINT, context) or None
+        footprint = self.optional_output_layer(parameters, self.OUTPUT_FOOTPRINT, context)
         sweep_field = SWEEPS[self.parameterAsEnum(parameters, self.SWEEP, context)]
         sweep_path = self.parameterAsFileOutput(parameters, self.OUTPUT_SWEEP, context) or None
         if sweep_field != "none" and not sweep_path:
             raise QgsProcessingException("A metadata sweep needs a file for the sweep picture (Metadata sweep picture).")
+        if sweep_path and sweep_field == "none":
+            feedback.pushWarning("A metadata sweep picture was asked for but Metadata sweep is None: no picture is written. "
+                                 "Choose a field to vary in Metadata sweep.")
         result = generate_imagery(
             MapPoint(point.x(), point.y(), crs.toWkt()), settings, output,
             model=self.parameterAsFile(parameters, self.MODEL, context) or None,
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            device=device_value(self.parameterAsEnum(parameters, self.DEVICE, context)),
             footprint_path=footprint, sweep_field=sweep_field, sweep_path=sweep_path if sweep_field != "none" else None,
             user_model_dirs=user_models_folders(),
             progress=lambda fraction: feedback.setProgress(100.0 * fraction),
-            is_cancelled=feedback.isCanceled, log=feedback.pushInfo, warn=feedback.pushWarning,
+            is_cancelled=feedback.isCanceled, log=self.model_log(feedback), warn=feedback.pushWarning,
         )
         for number, path in enumerate(result.paths[1:], start=2):
             details = QgsProcessingContext.LayerDetails(f"Synthetic image {number}", context.project(), self.OUTPUT)
             context.addLayerToLoadOnCompletion(str(path), details)
         feedback.pushInfo(f"Wrote {', '.join(str(path) for path in result.paths)} (synthetic)")
-        return {
+        return self.produced({
             self.OUTPUT: output,
             self.OUTPUT_FOOTPRINT: str(result.footprint_path) if result.footprint_path else None,
             self.OUTPUT_SWEEP: str(result.sweep_path) if result.sweep_path else None,
             "IMAGES": json.dumps([str(path) for path in result.paths]),
             "WARNING_COUNT": len(result.warnings),
-        }
+        })

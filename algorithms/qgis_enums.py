@@ -37,3 +37,14 @@ def mark_advanced(parameter: Any) -> Any:
     """``parameter`` flagged as advanced (shown under "Advanced parameters")."""
     parameter.setFlags(parameter.flags() | ADVANCED)
     return parameter
+
+
+def set_help(parameter: Any, text: str) -> Any:
+    """``parameter`` with ``text`` as its help (the dialog's tooltip in newer QGIS).
+
+    ``QgsProcessingParameterDefinition.setHelp`` exists since QGIS 3.16; on a QGIS without it the
+    parameter keeps only its description.
+    """
+    if text and hasattr(parameter, "setHelp"):
+        parameter.setHelp(text)
+    return parameter

@@ -6,11 +6,9 @@ from typing import Any
 
 from qgis.core import (
     QgsFillSymbol,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -20,24 +18,34 @@ from qgis.core import (
     QgsSingleSymbolRenderer,
 )
 
-from ..core.devices import DEVICE_CHOICES
 from ..inference.segment import SegmentationSettings
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
+from .device_choices import DEVICE_HELP, device_parameter, device_value
+from .layer_styles import (
+    MASK_OPACITY,
+    PROBABILITY_OPACITY,
+    LayerStack,
+    attach,
+    mask_renderer,
+    probability_renderer,
+    raster_style,
+    show_decimals,
+)
+from .model_parameter import with_model_chooser
 from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
 
-DEVICES = [choice for choice in DEVICE_CHOICES if choice != "mps"] + ["mps"]
-
-
-class WaterStyle(QgsProcessingLayerPostProcessorInterface):
+def water_polygon_style(layer) -> None:
     """Blue, half-transparent fill with a dark blue outline for the loaded water layer."""
+    symbol = QgsFillSymbol.createSimple(
+        {"color": "31,120,180,110", "outline_color": "8,48,107,255", "outline_width": "0.3"}
+    )
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+    show_decimals(layer, {"area_m2": 1, "perimeter_m": 1, "mean_probability": 4})
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
-        symbol = QgsFillSymbol.createSimple(
-            {"color": "31,120,180,110", "outline_color": "8,48,107,255", "outline_width": "0.3"}
-        )
-        layer.setRenderer(QgsSingleSymbolRenderer(symbol))
-        layer.triggerRepaint()
+
+#: Layer-tree ranks of the loaded outputs: polygons above the mask above the probability.
+POLYGON_RANK, MASK_RANK, PROBABILITY_RANK = 3, 2, 1
 
 
 class SegmentWaterAlgorithm(SatVisionAlgorithm):
@@ -84,8 +92,29 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
     PROBABILITY = "PROBABILITY"
     MASK = "MASK"
 
-    #: Post-processors must outlive the algorithm instance until QGIS has loaded the layer.
-    _styles: dict[str, WaterStyle] = {}
+    short_description = "Water polygons (and optional probability and mask rasters) from a Sentinel-2 raster with a UNet-family model."
+    parameter_help = {
+        INPUT: "A multispectral raster read by GDAL (e.g. a Sentinel-2 GeoTIFF) in any CRS, of any size.",
+        MODEL: (
+            "Empty: the bundled default water model. Otherwise the name of a model in the user models folder "
+            "(Processing options or SATVISION_MODELS_DIR) or the path of a SatVision .safetensors model file."
+        ),
+        BANDS: (
+            "Leave empty to match the model's bands (e.g. B2, B3, B4, B8) with the raster's band descriptions. "
+            "Choose raster bands here, in the model's order, when the raster's bands have no such descriptions."
+        ),
+        EXTENT: "Process only this part of the raster (empty: the whole raster).",
+        OUTPUT: "Water polygons (with holes) with area_m2, perimeter_m and mean_probability, in the raster's CRS.",
+        PROBABILITY: "Optional GeoTIFF of the water probability (0–1) on the raster's grid.",
+        MASK: "Optional GeoTIFF of the water mask (1 water, 0 land) on the raster's grid.",
+        TILE_SIZE: "Side of the square tiles the model sees, in pixels; 0 uses the tile size in the model's card.",
+        OVERLAP: "Pixels shared by neighbouring tiles, blended without seams; -1 uses the model's overlap.",
+        BATCH_SIZE: "Tiles per forward pass: more is faster on a GPU but needs more memory.",
+        DEVICE: DEVICE_HELP,
+        THRESHOLD: "A pixel is water when its probability is at or above this value.",
+        MIN_AREA: "Polygons smaller than this are dropped and holes smaller than this are filled (m²).",
+        SIMPLIFY: "Tolerance for simplifying the polygon outlines, in metres; 0 keeps every pixel edge.",
+    }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster (multispectral, e.g. Sentinel-2)"))
@@ -97,6 +126,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
                 fileFilter="SatVision models (*.safetensors);;All files (*)",
             )
         )
+        with_model_chooser(self.parameterDefinition(self.MODEL), "segmentation")  # installed models in dialogs
         self.addParameter(
             QgsProcessingParameterBand(
                 self.BANDS, "Bands in the model's order (empty: match band descriptions)",
@@ -115,14 +145,14 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             QgsProcessingParameterNumber(self.TILE_SIZE, "Tile size in pixels (0: the model's)", INTEGER, 0, minValue=0),
             QgsProcessingParameterNumber(self.OVERLAP, "Tile overlap in pixels (-1: the model's)", INTEGER, -1, minValue=-1),
             QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 4, minValue=1),
-            QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+            device_parameter(self.DEVICE),
             self.test_time_augmentation_parameter(),
             QgsProcessingParameterNumber(self.THRESHOLD, "Water probability threshold", DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon and hole area (m²)", DOUBLE, 300.0, minValue=0.0),
             QgsProcessingParameterNumber(self.SIMPLIFY, "Simplification tolerance (m, 0: none)", DOUBLE, 5.0, minValue=0.0),
         ]
         self.add_advanced_parameters(advanced)
-        self.addOutput(QgsProcessingOutputNumber("POLYGON_COUNT", "Water polygons"))
+        self.addOutput(QgsProcessingOutputNumber("POLYGON_COUNT", "Number of water polygons"))
         self.addOutput(QgsProcessingOutputNumber("WATER_AREA_M2", "Water area (m²)"))
         self.addOutput(QgsProcessingOutputNumber("TILE_COUNT", "Tiles processed"))
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", "Device that ran the model"))
@@ -136,15 +166,15 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             overlap=None if overlap < 0 else overlap,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            device=device_value(self.parameterAsEnum(parameters, self.DEVICE, context)),
             test_time_augmentation=self.test_time_augmentation(parameters, context),
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             bounds=bounds,
-            band_positions=self.parameterAsInts(parameters, self.BANDS, context) or None,
+            band_positions=self.band_numbers(parameters, self.BANDS, context),
         )
         polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        probability_path = self.parameterAsOutputLayer(parameters, self.PROBABILITY, context) or None
-        mask_path = self.parameterAsOutputLayer(parameters, self.MASK, context) or None
+        probability_path = self.optional_output_layer(parameters, self.PROBABILITY, context)
+        mask_path = self.optional_output_layer(parameters, self.MASK, context)
         result = segment_water(
             layer.source(),
             polygons_path,
@@ -157,14 +187,15 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             user_model_dirs=user_models_folders(),
             progress=lambda fraction: feedback.setProgress(100.0 * fraction),
             is_cancelled=feedback.isCanceled,
-            log=feedback.pushInfo,
+            log=self.model_log(feedback),
         )
         for warning in result.warnings:
             feedback.reportError(warning, False)
-        if context.willLoadLayerOnCompletion(polygons_path):
-            style = self._styles.setdefault(polygons_path, WaterStyle())
-            context.layerToLoadOnCompletionDetails(polygons_path).setPostProcessor(style)
-        return {
+        stack = LayerStack()
+        attach(context, polygons_path, water_polygon_style, stack, POLYGON_RANK)
+        attach(context, mask_path, raster_style(mask_renderer, MASK_OPACITY), stack, MASK_RANK)
+        attach(context, probability_path, raster_style(probability_renderer, PROBABILITY_OPACITY), stack, PROBABILITY_RANK)
+        return self.produced({
             self.OUTPUT: polygons_path,
             self.PROBABILITY: probability_path,
             self.MASK: mask_path,
@@ -172,4 +203,4 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             "WATER_AREA_M2": result.polygons.total_area_m2,
             "TILE_COUNT": result.run.tile_count,
             "DEVICE_USED": result.run.device,
-        }
+        })

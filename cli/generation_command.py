@@ -58,6 +58,7 @@ def convert_command(arguments: argparse.Namespace) -> int:
 
 def generate_command(arguments: argparse.Namespace) -> int:
     from ..core.errors import SatVisionError
+    from ..core.terminate import cleanup_on_terminate
     from ..inference.generate import GenerationSettings
     from ..inference.synthetic import MapPoint, generate_imagery
     from ..models.diffusionsat_metadata import Metadata
@@ -72,7 +73,7 @@ def generate_command(arguments: argparse.Namespace) -> int:
         steps=arguments.steps, guidance_scale=arguments.guidance_scale, seed=arguments.seed,
         num_images=arguments.num_images, image_size=arguments.image_size, scheduler=arguments.scheduler,
     )
-    with FractionBar() as bar:
+    with cleanup_on_terminate(), FractionBar() as bar:  # SIGTERM: the images being written are removed
         result = generate_imagery(
             MapPoint(arguments.lon, arguments.lat), settings, arguments.output, model=arguments.model,
             device=arguments.device, footprint_path=arguments.footprint, sweep_field=arguments.sweep,

@@ -1,7 +1,9 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
 A failed or cancelled run therefore never leaves a half-written output, and an existing
-file at the target is only replaced once the new one is complete.
+file at the target is only replaced once the new one is complete. The temporary name carries
+the owning process (see :mod:`core.scratch`), so a later run can remove what a killed one left;
+a temporary file written onto a full disk is not renamed into place (see :mod:`core.diskspace`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .diskspace import check_written
 from .errors import SatVisionError
+from .scratch import owner_tag
 
 
 def ensure_writable_folder(path: Path) -> None:
@@ -43,13 +47,14 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     target_path = Path(target)
     ensure_writable_folder(target_path)
     descriptor, temporary_name = tempfile.mkstemp(
-        prefix=f".{target_path.stem}.", suffix=f".partial{target_path.suffix}", dir=target_path.parent
+        prefix=f".{target_path.stem}.", suffix=f".{owner_tag()}.partial{target_path.suffix}", dir=target_path.parent
     )
     os.close(descriptor)
     temporary = Path(temporary_name)
     temporary.unlink()  # writers such as GDAL want to create the file themselves
     try:
         yield temporary
+        check_written(temporary, target_path)
         os.replace(temporary, target_path)
     finally:
         _remove_with_sidecars(temporary)

@@ -47,11 +47,13 @@ def match_bands(
     descriptions: Sequence[str | None],
     *,
     source: str = "the raster",
+    path: str | None = None,
 ) -> list[int]:
     """Return the 1-based band indexes of ``descriptions`` that provide each ``wanted`` band.
 
     Raises :class:`BandMismatchError` naming the missing bands, what the raster has, and how
-    to fix it (set band descriptions, or map bands by position explicitly).
+    to fix it: choose the bands in the algorithm's Bands parameter, or set band descriptions
+    with a command that really does (``gdal_edit.py -mo`` sets metadata items, not descriptions).
     """
     available: dict[str, int] = {}
     for index, description in enumerate(descriptions, start=1):
@@ -66,11 +68,29 @@ def match_bands(
         raise BandMismatchError(
             f"{source} lacks band(s) {', '.join(missing)} that the model needs "
             f"(it needs {', '.join(wanted)} in that order). {source[0].upper() + source[1:]} has "
-            f"{len(descriptions)} band(s): {described}. Fix: give the raster band descriptions "
-            f"(e.g. gdal_edit.py -mo or a GeoTIFF written with band names), or map the bands "
-            f"by position explicitly."
+            f"{len(descriptions)} band(s): {described}. Fix: choose the raster bands in the model's order "
+            f"in the algorithm's Bands parameter (qgis_process: --BANDS=N once per band, in that order), or give "
+            f"the raster band descriptions (a name for every band, in the raster's order) with the Python that "
+            f"QGIS uses (satvision:diagnose shows it; python3 on Linux): "
+            f"{description_command(path or 'FILE', _example_names(wanted, len(descriptions)))}"
         )
     return [available[normalise_band_name(band)] for band in wanted]
+
+
+def description_command(path: str, names: Sequence[str]) -> str:
+    """A shell one-liner that sets the band descriptions of ``path`` (GDAL's Python bindings;
+    GDAL's command-line tools cannot set descriptions)."""
+    return (
+        f"python3 -c \"from osgeo import gdal; d = gdal.Open({str(path)!r}, gdal.GA_Update); "
+        f"[d.GetRasterBand(i + 1).SetDescription(n) for i, n in enumerate({list(names)!r})]; d = None\""
+    )
+
+
+def _example_names(wanted: Sequence[str], band_count: int) -> list[str]:
+    """The model's bands for a raster with exactly that many bands, else a placeholder per band."""
+    if band_count == len(wanted):
+        return list(wanted)
+    return [f"NAME{index}" for index in range(1, band_count + 1)]
 
 
 def check_band_positions(positions: Sequence[int], band_count: int, wanted: Sequence[str]) -> list[int]:

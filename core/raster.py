@@ -16,6 +16,7 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
+from rasterio._err import CPLE_BaseError  # GDAL errors during reads (CPLE_AppDefinedError, ...); not re-exported
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -70,7 +71,8 @@ class Grid:
 
     @property
     def pixel_size(self) -> tuple[float, float]:
-        return abs(self.transform.a), abs(self.transform.e)
+        """Width and height of a pixel in CRS units, also on a rotated grid (where ``a`` and ``e`` are not)."""
+        return float(np.hypot(self.transform.a, self.transform.d)), float(np.hypot(self.transform.b, self.transform.e))
 
 
 @contextlib.contextmanager
@@ -117,8 +119,24 @@ def select_bands(
     ``B4``). An explicit ``positions`` list maps model bands to raster bands by number instead.
     """
     if positions:
-        return check_band_positions(positions, dataset.count, wanted)
-    return match_bands(wanted, band_descriptions(dataset), source=f"the raster {Path(dataset.name).name}")
+        indexes = check_band_positions(positions, dataset.count, wanted)
+    else:
+        indexes = match_bands(wanted, band_descriptions(dataset), source=f"the raster {Path(dataset.name).name}",
+                              path=dataset.name)
+    refuse_complex_bands(dataset, indexes)
+    return indexes
+
+
+def refuse_complex_bands(dataset: rasterio.io.DatasetReader, band_indexes: Sequence[int]) -> None:
+    """Refuse complex bands (radar SLC, FFT output): reading them as real numbers would silently
+    drop the imaginary part."""
+    complex_bands = [index for index in band_indexes if "complex" in dataset.dtypes[index - 1]]  # complex_int16 too
+    if complex_bands:
+        raise RasterError(
+            f"Band(s) {', '.join(map(str, complex_bands))} of the raster {Path(dataset.name).name} have the complex data "
+            f"type {dataset.dtypes[complex_bands[0] - 1]}, which is not reflectance (the imaginary part would be lost). "
+            "Choose real-valued bands: the Sentinel-2 reflectance bands of an L1C or L2A product."
+        )
 
 
 def extent_window(
@@ -131,12 +149,16 @@ def extent_window(
     full = Window(0, 0, grid.width, grid.height)
     if bounds is None:
         return full, grid
-    from rasterio.windows import from_bounds
-
     west, south, east, north = bounds
+    if not all(np.isfinite(bounds)):
+        raise SatVisionError(f"The extent {tuple(bounds)} has a coordinate that is not a finite number. Give a real extent.")
     if not (east > west and north > south):
         raise SatVisionError("The extent is empty (zero width or height). Draw or choose a larger extent.")
-    requested = from_bounds(west, south, east, north, transform=grid.transform).round_offsets().round_lengths()
+    # The pixels under the extent's four corners; unlike rasterio's from_bounds this also holds for
+    # rotated, flipped or south-up geotransforms (from_bounds refuses them or divides by zero).
+    columns, rows = zip(*(~grid.transform * corner for corner in ((west, north), (east, north), (east, south), (west, south))))
+    requested = Window(min(columns), min(rows), max(columns) - min(columns), max(rows) - min(rows))
+    requested = requested.round_offsets().round_lengths()
     try:
         window = requested.intersection(full)
     except Exception as error:  # rasterio raises WindowError for disjoint windows
@@ -174,8 +196,9 @@ def read_window(
     inner = Window(inner_left, inner_top, inner_right - inner_left, inner_bottom - inner_top)
     rows = slice(inner_top - top, inner_bottom - top)
     columns = slice(inner_left - left, inner_right - left)
-    data[:, rows, columns] = dataset.read(indexes, window=inner, out_dtype="float32")
-    masks = dataset.read_masks(indexes, window=inner)
+    with _read_errors(dataset, inner):
+        data[:, rows, columns] = dataset.read(indexes, window=inner, out_dtype="float32")
+        masks = dataset.read_masks(indexes, window=inner)
     valid[rows, columns] = np.all(masks > 0, axis=0) & np.all(np.isfinite(data[:, rows, columns]), axis=0)
     data[:, ~valid] = 0.0
     return data, valid
@@ -186,21 +209,75 @@ def read_resampled(
     band_indexes: Sequence[int],
     window: Window,
     size: tuple[int, int],
+    nearest: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``window`` (inside the raster) resampled to ``size = (height, width)`` pixels.
 
-    Values are GDAL averages of valid pixels, validity the nearest source pixel's. GDAL
-    resamples chunk by chunk, so memory follows ``size``, not the window.
+    Values are GDAL averages of valid pixels (``nearest``: the nearest pixel's value), validity
+    the nearest source pixel's. GDAL resamples chunk by chunk, so memory follows ``size``, not
+    the window.
     """
     from rasterio.enums import Resampling
 
     indexes = list(band_indexes)
     shape = (len(indexes), *size)
-    data = dataset.read(indexes, window=window, out_shape=shape, resampling=Resampling.average, out_dtype="float32")
-    masks = dataset.read_masks(indexes, window=window, out_shape=shape, resampling=Resampling.nearest)
+    with _read_errors(dataset, window):
+        values = Resampling.nearest if nearest else Resampling.average
+        data = dataset.read(indexes, window=window, out_shape=shape, resampling=values, out_dtype="float32")
+        masks = dataset.read_masks(indexes, window=window, out_shape=shape, resampling=Resampling.nearest)
     valid = np.all(masks > 0, axis=0) & np.all(np.isfinite(data), axis=0)
     data[:, ~valid] = 0.0
     return data, valid
+
+
+def sample_values(
+    dataset: rasterio.io.DatasetReader,
+    band_indexes: Sequence[int],
+    window: Window,
+    side: int = 128,
+    per_window: int = 4096,
+) -> np.ndarray:
+    """A cheap sample of the valid values of the chosen bands inside ``window``: ``(bands, n)`` float32.
+
+    Reads the window decimated to at most ``side`` × ``side`` pixels when the raster has
+    overviews (GDAL then reads an overview, not the full resolution), otherwise up to five
+    windows of ``side`` × ``side`` pixels (the centre and the four quarter points), one at a
+    time, keeping at most ``per_window`` pixels of each: cost and memory never grow with the
+    raster. Used to see whether values look like what a model expects.
+    """
+    indexes = list(band_indexes)
+    width, height = int(window.width), int(window.height)
+    if (width > side or height > side) and dataset.overviews(indexes[0]):
+        data, valid = read_resampled(dataset, indexes, window, (min(side, height), min(side, width)), nearest=True)
+        return data[:, valid]
+    w, h = min(side, width), min(side, height)
+    windows = []
+    for fx, fy in ((0.5, 0.5), (0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)):
+        left = int(window.col_off) + min(max(0, int(fx * width) - w // 2), width - w)
+        top = int(window.row_off) + min(max(0, int(fy * height) - h // 2), height - h)
+        if (left, top) not in windows:
+            windows.append((left, top))
+    parts = []
+    for left, top in windows:
+        data, valid = read_window(dataset, indexes, Window(left, top, w, h))
+        values = data[:, valid]
+        parts.append(values[:, :: max(1, values.shape[1] // per_window)][:, :per_window])
+    return np.concatenate(parts, axis=1)
+
+
+@contextlib.contextmanager
+def _read_errors(dataset: rasterio.io.DatasetReader, window: Window) -> Iterator[None]:
+    """Turn GDAL read failures (truncated or corrupt files) into a :class:`RasterError` naming
+    the file and the window, instead of a traceback."""
+    try:
+        yield
+    except (RasterioIOError, CPLE_BaseError) as error:
+        source = getattr(dataset, "src_dataset", None) or dataset  # a warped view: name the file under it
+        raise RasterError(
+            f"Reading the raster {source.name} failed at pixels {int(window.col_off)}–"
+            f"{int(window.col_off + window.width)} (columns), {int(window.row_off)}–{int(window.row_off + window.height)} "
+            f"(rows): the file is damaged or incomplete (truncated?); re-download or re-export it. (GDAL: {error})"
+        ) from error
 
 
 def geotiff_profile(

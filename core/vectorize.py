@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -38,6 +39,13 @@ CANCELLED_MESSAGE = "Cancelled: no output was written."
 
 #: Share of the progress bar taken by polygonising; the rest is post-processing.
 _POLYGONISE_SHARE = 0.5
+
+#: Polygons are measured in an equal-area projection centred on the nearest point of a grid
+#: with this step (degrees), so that a scene needs a few projections, not one per polygon.
+_CENTRE_STEP_DEG = 0.25
+
+#: How many of those projections are kept.
+_LOCAL_CACHE_SIZE = 64
 
 ProgressCallback = Callable[[float], None]
 CancelCheck = Callable[[], bool]
@@ -70,8 +78,8 @@ def vectorize_mask(
     smaller than ``min_area_m2`` are filled, polygons smaller than it are dropped, and
     ``simplify_m`` > 0 simplifies with that tolerance in metres, keeping topology. Each polygon
     gets ``area_m2``, ``perimeter_m`` and ``mean_probability`` (the mean of the valid pixels of
-    ``probability_path`` inside it; NULL without one). Areas and lengths are in metres: planar
-    in a projected CRS, in the UTM zone of the raster's centre for a geographic one.
+    ``probability_path`` inside it; NULL without one). Areas, lengths and both parameters are
+    true metres on the CRS's ellipsoid, in every CRS (see :class:`_Metric`).
 
     The output format follows the extension (.gpkg, .geojson, .fgb); the output is in the
     mask's CRS. On failure or cancellation no output and no temporary file is left.
@@ -90,7 +98,6 @@ def vectorize_mask(
                 f"The mask {mask.name} has {mask.dtypes[0]} pixels; a water mask has integer "
                 "pixels (1 = water, 0 = not water, 255 = nodata)."
             )
-    centre = grid.transform * (grid.width / 2, grid.height / 2)
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(rasterio.Env())  # one GDAL environment, not one per rasterio call
@@ -101,7 +108,7 @@ def vectorize_mask(
         source = gdal.Open(os.fspath(Path(mask_path).resolve()))
         srs = source.GetSpatialRef().Clone()
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        metric = _Metric(srs, centre)
+        metric = _Metric(srs)
 
         temporary = stack.enter_context(atomic_path(output))
         polygons_path = stack.enter_context(_scratch_path(output, ".polygons.gpkg"))
@@ -155,39 +162,51 @@ class _Reporter:
 
 
 class _Metric:
-    """Measures and simplifies geometries in metres.
+    """Measures and simplifies polygons in true metres on the ellipsoid of the mask's CRS.
 
-    A projected CRS is measured in place (scaled by its linear unit); a geographic one in the
-    WGS 84 UTM zone of the raster's centre, and simplified geometries are transformed back.
+    A CRS's own units are not ground metres: Web Mercator (EPSG:3857) inflates lengths by
+    1/cos(latitude) (areas by its square: x1.6 at 38° N, x4 at 60°), UTM by 0.9996–1.001,
+    a geographic CRS has degrees and a state plane CRS feet. So every polygon is projected,
+    on the CRS's own datum (no datum shift), to a Lambert azimuthal equal-area (LAEA)
+    projection centred near it. Areas there are the ellipsoidal areas whatever the distance
+    to the centre; lengths are true to about (d / R)² / 8 at a distance d from it: 1e-6 at the
+    20 km between a small polygon and its centre (see :data:`_CENTRE_STEP_DEG`), 3e-5 at the
+    edge of a polygon 200 km wide. Simplified polygons are transformed back. OSR is used
+    rather than OGR's geodesic measures (GDAL >= 3.9 only) or pyproj.Geod (not always
+    installed beside QGIS).
+
+    A CRS without an ellipsoid (a local engineering CRS) can only be measured in its plane,
+    scaled by its linear unit.
     """
 
-    def __init__(self, srs: osr.SpatialReference, centre: tuple[float, float]) -> None:
-        self.geographic = bool(srs.IsGeographic())
-        self._forward = self._backward = None
-        if self.geographic:
-            longitude = (centre[0] + 180.0) % 360.0 - 180.0
-            zone = min(int(math.floor((longitude + 180.0) / 6.0)) + 1, 60)
-            utm = osr.SpatialReference()
-            utm.ImportFromEPSG((32600 if centre[1] >= 0 else 32700) + zone)
-            utm.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            self._forward = osr.CoordinateTransformation(srs, utm)
-            self._backward = osr.CoordinateTransformation(utm, srs)
-            self.unit = 1.0
-        else:
-            self.unit = srs.GetLinearUnits()  # metres per CRS unit
+    def __init__(self, srs: osr.SpatialReference) -> None:
+        self._srs = srs
+        geographic = srs.CloneGeogCS() if not srs.IsLocal() else None
+        self.unit = 1.0 if geographic is not None else srs.GetLinearUnits()  # metres per measured unit
+        self._to_degrees = None
+        if geographic is not None:
+            # Degrees from the CRS's own prime meridian: what SetLAEA takes for the centre.
+            geographic.SetAngularUnits(osr.SRS_UA_DEGREE, float(osr.SRS_UA_DEGREE_CONV))
+            geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            self._to_degrees = osr.CoordinateTransformation(srs, geographic)
+        # A few transformations cover a scene; creating one costs milliseconds, so they are kept.
+        self._local: OrderedDict[tuple[int, int], tuple[Any, Any]] = OrderedDict()
 
-    def to_metric(self, geometry: ogr.Geometry) -> ogr.Geometry:
-        if self._forward is None:
-            return geometry
+    def to_metric(self, geometry: ogr.Geometry) -> tuple[ogr.Geometry, Any]:
+        """``geometry`` in metres, and the transformation back (``None``: measured in place)."""
+        if self._to_degrees is None:
+            return geometry, None
+        forward, backward = self._transformations(geometry)
         measured = geometry.Clone()
-        _check(measured.Transform(self._forward), "Transforming a polygon to UTM")
-        return measured
+        _check(measured.Transform(forward), "Projecting a polygon to measure it in metres")
+        return measured, backward
 
-    def from_metric(self, geometry: ogr.Geometry) -> ogr.Geometry:
-        if self._backward is None:
+    @staticmethod
+    def from_metric(geometry: ogr.Geometry, backward: Any) -> ogr.Geometry:
+        if backward is None:
             return geometry
         back = geometry.Clone()
-        _check(back.Transform(self._backward), "Transforming a polygon back from UTM")
+        _check(back.Transform(backward), "Transforming a simplified polygon back to the mask's CRS")
         return back
 
     def area(self, geometry: ogr.Geometry) -> float:
@@ -196,6 +215,34 @@ class _Metric:
     def perimeter(self, polygon: ogr.Geometry) -> float:
         rings = (polygon.GetGeometryRef(index) for index in range(polygon.GetGeometryCount()))
         return sum(ring.Length() for ring in rings) * self.unit
+
+    def _transformations(self, geometry: ogr.Geometry) -> tuple[Any, Any]:
+        """The transformations to and from the LAEA projection nearest ``geometry``'s centre."""
+        min_x, max_x, min_y, max_y = geometry.GetEnvelope()
+        try:
+            longitude, latitude, _ = self._to_degrees.TransformPoint((min_x + max_x) / 2, (min_y + max_y) / 2)
+        except RuntimeError:  # GDAL exceptions were enabled elsewhere in the process
+            longitude = latitude = math.inf
+        if not (math.isfinite(longitude) and math.isfinite(latitude)):
+            raise SatVisionError(
+                "A water polygon lies outside the area where the mask's CRS is defined, so it cannot be "
+                "measured. Reproject the raster to a CRS valid for its area (e.g. its UTM zone) and run again."
+            )
+        key = (round(longitude / _CENTRE_STEP_DEG), round(latitude / _CENTRE_STEP_DEG))
+        found = self._local.get(key)
+        if found is not None:
+            self._local.move_to_end(key)
+            return found
+        local = osr.SpatialReference()
+        _check(local.CopyGeogCSFrom(self._srs), "Copying the datum of the mask's CRS")
+        centre_latitude = min(max(key[1] * _CENTRE_STEP_DEG, -90.0), 90.0)
+        _check(local.SetLAEA(centre_latitude, key[0] * _CENTRE_STEP_DEG, 0.0, 0.0), "Defining a local equal-area CRS")
+        local.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        found = (osr.CoordinateTransformation(self._srs, local), osr.CoordinateTransformation(local, self._srs))
+        self._local[key] = found
+        if len(self._local) > _LOCAL_CACHE_SIZE:
+            self._local.popitem(last=False)
+        return found
 
 
 def _polygonise(source: gdal.Dataset, dataset: ogr.DataSource, layer: ogr.Layer, reporter: _Reporter) -> None:
@@ -239,8 +286,12 @@ def _create_output_layer(dataset: ogr.DataSource, name: str, srs: osr.SpatialRef
     layer = dataset.CreateLayer(name, srs, ogr.wkbPolygon)
     if layer is None:
         raise SatVisionError(f"Cannot create the layer {name!r}: {gdal.GetLastErrorMsg()}")
-    for field in ("area_m2", "perimeter_m", "mean_probability"):
-        _check(layer.CreateField(ogr.FieldDefn(field, ogr.OFTReal)), f"Creating the field {field}")
+    # (name, width, decimals): metres to 0.1 m(²), probability to 4 decimals, not the Shapefile default 24.15
+    for field, width, decimals in (("area_m2", 16, 1), ("perimeter_m", 14, 1), ("mean_probability", 6, 4)):
+        definition = ogr.FieldDefn(field, ogr.OFTReal)
+        definition.SetWidth(width)
+        definition.SetPrecision(decimals)
+        _check(layer.CreateField(definition), f"Creating the field {field}")
     return layer
 
 
@@ -285,7 +336,7 @@ def _clean(
 ) -> tuple[ogr.Geometry, ogr.Geometry] | None:
     """The polygon without holes smaller than the minimum area, simplified, in the mask's CRS
     and in metres; ``None`` when it is smaller than the minimum area."""
-    measured = metric.to_metric(polygon)
+    measured, backward = metric.to_metric(polygon)
     smallest_ring = min_area_m2 / metric.unit**2
     kept = [
         index
@@ -295,14 +346,14 @@ def _clean(
     if len(kept) < measured.GetGeometryCount():
         # Rebuild both from the same rings, so that an unsimplified output keeps exact pixel edges.
         polygon = _with_rings(polygon, kept)
-        measured = _with_rings(measured, kept) if metric.geographic else polygon
+        measured = _with_rings(measured, kept) if backward is not None else polygon
     if metric.area(measured) < min_area_m2:
         return None
     if simplify_m > 0:
         simplified = measured.SimplifyPreserveTopology(simplify_m / metric.unit)
         if simplified is not None and not simplified.IsEmpty():
             measured = simplified
-            polygon = metric.from_metric(simplified)
+            polygon = metric.from_metric(simplified, backward)
     return polygon, measured
 
 

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core.atomic import ensure_writable_folder
+from ..core.diskspace import check_free_space, explain_no_space
 from ..core.errors import SatVisionError
+from ..core.outputs import check_outputs, raster as raster_output
 from ..core.raster import Grid, write_geotiff
+from ..core.scratch import remove_stale_scratch
+from ..core.terminate import cleanup_on_terminate
 from .connection import Connection, ConnectionSettings, connect
 from .download import DownloadStats, RetryPolicy, download
 from .errors import EmptyCollectionError, explain
@@ -163,11 +166,25 @@ def fetch_sentinel2(
     log: Callable[[str], None] | None = None,
     connection: Connection | None = None,
 ) -> FetchResult:
-    """Fetch a Sentinel-2 composite (and optional water label) on a snapped grid into ``output``."""
+    """Fetch a Sentinel-2 composite (and optional water label) on a snapped grid into ``output``.
+
+    Before any request the output is checked (see :mod:`core.outputs`) and the free space compared
+    with the download's size; SIGTERM and a full disk leave no output and no scratch.
+    """
     say = log or (lambda message: None)
     output = Path(output)
-    ensure_writable_folder(output)
+    removed = remove_stale_scratch(check_outputs(outputs={"OUTPUT": raster_output(output)}))
+    if removed:
+        say(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
     grid, tile_size, estimated = plan(query, settings)
+    check_free_space({output.parent: estimated})
+    with cleanup_on_terminate(), explain_no_space(output.parent, estimated):
+        return _fetch(query, settings, output, connection_settings, grid, tile_size, estimated, progress, is_cancelled,
+                      say, connection)
+
+
+def _fetch(query: Sentinel2Query, settings: FetchSettings, output: Path, connection_settings: ConnectionSettings,
+           grid: Grid, tile_size: int, estimated: int, progress, is_cancelled, say, connection) -> FetchResult:
     bands = query.output_bands
     say(
         f"Grid: {grid.width} x {grid.height} px at {settings.resolution:g} m in {grid.crs.to_string()}, "

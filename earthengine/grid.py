@@ -33,11 +33,55 @@ def utm_crs(longitude: float, latitude: float) -> CRS:
 
 def check_bounds(bounds: tuple[float, float, float, float]) -> None:
     west, south, east, north = bounds
-    if not all(math.isfinite(value) for value in bounds) or east <= west or north <= south:
+    if not all(math.isfinite(value) for value in bounds):
+        raise SatVisionError(
+            f"The extent ({west}, {south}, {east}, {north}) has a coordinate that is not a finite number. "
+            "Give four numbers: west, south, east, north."
+        )
+    if east <= west or north <= south:
         raise SatVisionError(
             f"The extent ({west:g}, {south:g}, {east:g}, {north:g}) has zero area. Draw or choose an "
             "extent with a width and a height (or a polygon layer with an area)."
         )
+
+
+def check_on_earth(bounds: tuple[float, float, float, float], source: CRS) -> None:
+    """Refuse an extent that, in longitude and latitude, reaches beyond -180..180 or -90..90 (a
+    latitude of 95 would otherwise give a 3 × 1 px download at the pole)."""
+    tolerance = 1e-9
+    try:
+        lonlat = transform_bounds(source, "EPSG:4326", *bounds, densify_pts=21)
+    except Exception:  # noqa: BLE001 - PROJ refuses points far outside the CRS's area
+        lonlat = (math.nan,) * 4
+    if all(math.isfinite(value) for value in lonlat) and not source.is_geographic and not _round_trips(bounds, source):
+        lonlat = (math.nan,) * 4  # e.g. Web Mercator x beyond ±20,037 km: PROJ wraps the longitude silently
+    west, south, east, north = lonlat
+    inside = (all(math.isfinite(value) for value in lonlat) and -90 - tolerance <= south and north <= 90 + tolerance
+              and -180 - tolerance <= min(west, east) and max(west, east) <= 180 + tolerance)
+    if not inside:
+        given = ", ".join(f"{value:g}" for value in bounds)
+        where = (f"in longitude/latitude it is ({', '.join(f'{value:.6g}' for value in lonlat)}), but"
+                 if all(math.isfinite(value) for value in lonlat) else "it has no longitude/latitude there:")
+        raise SatVisionError(
+            f"The extent ({given} in {source.to_string()}) lies partly off the Earth: {where} longitudes run "
+            "from -180 to 180 and latitudes from -90 to 90. Check the coordinates and their order (west, south, "
+            "east, north; in qgis_process \"xmin,xmax,ymin,ymax [CRS]\") and that the extent's CRS is the one "
+            "they are in."
+        )
+
+
+def _round_trips(bounds: tuple[float, float, float, float], source: CRS) -> bool:
+    """Whether the extent's corners come back (within a metre) from longitude/latitude."""
+    from rasterio.warp import transform as transform_points
+
+    west, south, east, north = bounds
+    xs, ys = [west, east, east, west], [south, south, north, north]
+    try:
+        lons, lats = transform_points(source, "EPSG:4326", xs, ys)
+        back_x, back_y = transform_points("EPSG:4326", source, lons, lats)
+    except Exception:  # noqa: BLE001 - PROJ refuses points far outside the CRS's area
+        return False
+    return all(math.isfinite(a) and abs(a - b) <= 1.0 for a, b in zip([*back_x, *back_y], [*xs, *ys]))
 
 
 def output_grid(
@@ -48,9 +92,12 @@ def output_grid(
 ) -> Grid:
     """The grid covering ``bounds`` at ``resolution`` in ``crs`` (default: UTM of the centre)."""
     check_bounds(bounds)
-    if not resolution or resolution <= 0:
-        raise SatVisionError(f"The resolution must be positive (got {resolution}); Sentinel-2's native one is 10 m.")
+    if not math.isfinite(resolution) or resolution <= 0:
+        raise SatVisionError(
+            f"The resolution must be a positive number of metres (got {resolution}); Sentinel-2's native one is 10 m."
+        )
     source = CRS.from_user_input(bounds_crs)
+    check_on_earth(bounds, source)
     if crs is None:
         west, south, east, north = transform_bounds(source, "EPSG:4326", *bounds, densify_pts=21)
         target = utm_crs((west + east) / 2.0, (south + north) / 2.0)

@@ -1,8 +1,13 @@
 """Classifying a raster: the whole raster as one tile, or every tile of a grid.
 
-Grid mode streams the raster in strips of one tile row (read one row ahead), batches the tiles
-and hands each finished batch of :class:`TilePrediction` to a sink (the vector writer), so memory
-is bounded by tile size × batch size × one strip, never by the raster. Tiles whose valid share is
+Grid mode streams the raster in strips of one tile row (read one strip ahead), batches the tiles
+and hands each finished batch of :class:`TilePrediction` to a sink (the vector writer). A strip
+holds the tiles of at most :data:`~satvision.core.tiling.MAX_BAND_WIDTH` (16,384) columns, a
+wider raster's rows are read in several strips, and tiles waiting for a batch are handed on
+after :data:`MAX_PENDING_TILES`, so memory is bounded by tile size × batch size and a strip of
+at most ``MAX_BAND_WIDTH + tile`` columns (two strips of ``4 × bands × tile × that`` bytes),
+never by the raster's width or height. Tile size, batch memory and the job's estimated time
+are checked before any tile runs (:mod:`inference.limits`). Tiles whose valid share is
 under ``min_valid_fraction`` are not run and come out marked ``nodata``. Rasters that are not on a
 UTM grid at the model's GSD are read through a warped view at the model's GSD; tile outlines are
 then transformed back into the raster's CRS.
@@ -28,10 +33,16 @@ from rasterio.windows import Window
 from ..core.errors import OperationCancelled, SatVisionError
 from ..core.raster import Grid, extent_window, open_raster, read_resampled, read_window, select_bands
 from ..core.resampling import model_grid, needs_resampling, warped
+from ..models.normalisation import check_raster_input
+from ..core.tiling import MAX_BAND_WIDTH
+from ..models.classification import min_tile_size, network_input_size
+from .limits import check_batch, check_job
 from .predictor import Predictor
 
 MODES = ("grid", "whole")
 CANCELLED = "Cancelled: no output was written."
+#: Tiles (mostly skipped ones) held for the sink at most before they are handed on.
+MAX_PENDING_TILES = 4096
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ class ClassificationSettings:
     band_positions: Sequence[int] | None = None
     min_valid_fraction: float = 0.5
     test_time_augmentation: str | None = None  # none, flips or d4; default the card's
+    #: refuse jobs estimated over this many hours; None: SATVISION_MAX_JOB_HOURS or 12 h; 0: no limit
+    max_job_hours: float | None = None
 
 
 @dataclass
@@ -79,6 +92,7 @@ class ClassificationRun:
     resampled: bool = False
     seconds: float = 0.0
     forward_seconds: float = 0.0
+    peak_buffer_bytes: int = 0  # strips read and batch arrays (grid mode): bounded, whatever the raster's size
     warnings: list[str] = field(default_factory=list)
 
 
@@ -106,8 +120,16 @@ def classify_raster(
         raise SatVisionError(f"The tile size must be at least 1 px, not {tile}; 0 uses the model's ({card.tiling.tile_size} px).")
     if not 0 < stride <= tile:
         raise SatVisionError(f"The stride ({stride} px) must be between 1 and the tile size ({tile} px).")
+    smallest = min_tile_size(card)
+    if tile < smallest:
+        raise SatVisionError(
+            f"Tile size {tile} px is too small for the model {card.name}: it reads every tile resized to "
+            f"{network_input_size(card)} px, so a tile under {smallest} px is magnified more than 4 times into a few "
+            f"blurred blocks. Set Tile size to {smallest} px or more, or to 0 for the model's {card.tiling.tile_size} px."
+        )
     if settings.batch_size < 1:
         raise SatVisionError("The batch size must be at least 1.")
+    check_batch(predictor, tile, settings.batch_size, network_side=network_input_size(card))
     if not 0.0 <= settings.min_valid_fraction <= 1.0:
         raise SatVisionError("The minimum valid share of a tile must be between 0 and 1.")
     report = progress or (lambda fraction: None)
@@ -118,6 +140,7 @@ def classify_raster(
         window, grid = extent_window(dataset, settings.bounds)
         run = ClassificationRun(grid=grid, mode=settings.mode, tile_size=tile, stride=stride, device=predictor.label,
                                 test_time_augmentation=predictor.test_time_augmentation)
+        run.warnings.extend(check_raster_input(dataset, band_indexes, window, card.normalisation))  # before any work
         if settings.mode == "whole":
             _classify_whole(dataset, band_indexes, window, grid, predictor, tile, settings, sink, run, cancelled)
         else:
@@ -171,6 +194,7 @@ def _classify_grid(source, band_indexes, window: Window, processing: Grid, outpu
             f"{'narrower' if processing.width < tile else 'shorter'} than a tile ({tile} px): its tiles are padded with nodata."
         )
     run.tile_count = len(columns) * len(rows)
+    check_job(predictor, run.tile_count, tile, settings.batch_size, settings.max_job_hours)  # before any tile
     # A raster narrower or shorter than a tile cannot fill one: its valid share counts the part
     # of the tile that can hold data, so the padding alone never gets the tile skipped.
     tile_area = min(tile, processing.width) * min(tile, processing.height)
@@ -198,28 +222,31 @@ def _classify_grid(source, band_indexes, window: Window, processing: Grid, outpu
         pending.clear()
         batched.clear()
 
-    with _RowReader(source, band_indexes, window, rows, tile, columns[-1] + tile) as reader:
+    chunks = _column_chunks(columns, tile)
+    with _RowReader(source, band_indexes, window, rows, tile, chunks) as reader:
         for row_number, y in enumerate(rows):
-            strip_values, strip_valid = reader.get(row_number)
-            for column_number, x in enumerate(columns):
-                tile_valid = strip_valid[:, x : x + tile]
-                fraction = min(1.0, float(tile_valid.sum()) / tile_area)
-                prediction = TilePrediction(column_number, row_number, to_output(x, y, tile), fraction, None)
-                pending.append(prediction)
-                if fraction < max(settings.min_valid_fraction, 1e-9):
-                    run.skipped_tiles += 1
-                    continue
-                slot = len(batched)
-                values[slot] = strip_values[:, :, x : x + tile]
-                valid[slot] = tile_valid
-                batched.append(prediction)
-                if len(batched) == settings.batch_size:
-                    flush()
+            for chunk_number, (left, chunk_columns) in enumerate(chunks):
+                strip_values, strip_valid = reader.get(row_number, chunk_number)
+                for column_number, x in chunk_columns:
+                    tile_valid = strip_valid[:, x - left : x - left + tile]
+                    fraction = min(1.0, float(tile_valid.sum()) / tile_area)
+                    prediction = TilePrediction(column_number, row_number, to_output(x, y, tile), fraction, None)
+                    pending.append(prediction)
+                    if fraction < max(settings.min_valid_fraction, 1e-9):
+                        run.skipped_tiles += 1
+                    else:
+                        slot = len(batched)
+                        values[slot] = strip_values[:, :, x - left : x - left + tile]
+                        valid[slot] = tile_valid
+                        batched.append(prediction)
+                    if len(batched) == settings.batch_size or len(pending) >= MAX_PENDING_TILES:
+                        flush()
             if cancelled():
                 raise OperationCancelled(CANCELLED)
             if pending and not batched:  # only skipped tiles waiting: hand them on (memory, progress)
                 flush()
         flush()
+        run.peak_buffer_bytes = values.nbytes + valid.nbytes + reader.buffer_bytes
 
 
 def _cell_transform(processing: Grid, offset: float, stride: int):
@@ -245,14 +272,28 @@ def _outline_transformer(processing: Grid, output: Grid) -> Callable[[int, int, 
     return outline
 
 
-class _RowReader:
-    """Reads each tile row's strip (one tile high, padded to whole tiles), one row ahead."""
+def _column_chunks(columns: list[int], tile: int) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Tile columns grouped so that a group's tiles span at most ``MAX_BAND_WIDTH`` pixels (one
+    tile when tiles are wider): ``(left pixel, [(column number, x), ...])`` per group."""
+    chunks: list[tuple[int, list[tuple[int, int]]]] = []
+    for number, x in enumerate(columns):
+        if not chunks or x + tile - chunks[-1][0] > MAX_BAND_WIDTH:
+            chunks.append((x, []))
+        chunks[-1][1].append((number, x))
+    return chunks
 
-    def __init__(self, source, band_indexes, window: Window, rows: list[int], tile: int, width: int) -> None:
+
+class _RowReader:
+    """Reads each tile row's strips (one tile high, one per column chunk, padded to whole tiles),
+    one strip ahead."""
+
+    def __init__(self, source, band_indexes, window: Window, rows: list[int], tile: int,
+                 chunks: list[tuple[int, list[tuple[int, int]]]]) -> None:
         self.source, self.band_indexes, self.window = source, list(band_indexes), window
-        self.rows, self.tile, self.width = rows, tile, width
+        self.rows, self.tile, self.chunks = rows, tile, chunks
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satvision-read")
-        self._pending: dict[int, object] = {}
+        self._pending: dict[tuple[int, int], object] = {}
+        self.buffer_bytes = 0  # largest strip × 2 (the one in use and the one read ahead)
 
     def __enter__(self) -> "_RowReader":
         return self
@@ -260,20 +301,27 @@ class _RowReader:
     def __exit__(self, *exc) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _read(self, row_number: int) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        row_number, chunk_number = key
         y = self.rows[row_number]
-        strip = Window(self.window.col_off, self.window.row_off + y, self.width, self.tile)
+        left, columns = self.chunks[chunk_number]
+        width = columns[-1][1] + self.tile - left
+        strip = Window(self.window.col_off + left, self.window.row_off + y, width, self.tile)
         values, valid = read_window(self.source, self.band_indexes, strip)
         # rows and columns beyond the raster (padding) are not data
         valid[max(0, int(self.window.height) - y):, :] = False
-        valid[:, int(self.window.width):] = False
+        valid[:, max(0, int(self.window.width) - left):] = False
         return values, valid
 
-    def get(self, row_number: int) -> tuple[np.ndarray, np.ndarray]:
-        future = self._pending.pop(row_number, None)
-        strip = future.result() if future is not None else self._read(row_number)
-        if row_number + 1 < len(self.rows):
-            self._pending[row_number + 1] = self._executor.submit(self._read, row_number + 1)
+    def get(self, row_number: int, chunk_number: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The strip of a row's chunk: ``(values (bands, tile, width), valid (tile, width))`` from the chunk's left pixel."""
+        key = (row_number, chunk_number)
+        future = self._pending.pop(key, None)
+        strip = future.result() if future is not None else self._read(key)
+        following = (row_number, chunk_number + 1) if chunk_number + 1 < len(self.chunks) else (row_number + 1, 0)
+        if following[0] < len(self.rows):
+            self._pending[following] = self._executor.submit(self._read, following)
+        self.buffer_bytes = max(self.buffer_bytes, 2 * (strip[0].nbytes + strip[1].nbytes))
         return strip
 
 

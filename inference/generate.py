@@ -4,8 +4,9 @@ The stock diffusers pipeline cannot pass metadata to the UNet, so this is a shor
 of our own: classifier-free guidance joint over text and metadata (the unconditional half gets
 the negative (or empty) prompt and all-zero metadata, DiffusionSat's learned "unknown"), DDIM or
 DPM-Solver++ from the model's scheduler configuration (v-prediction or epsilon as trained),
-seeded CPU generators (the same seed gives the same image on any device), fp16/bf16 on GPU with
-PyTorch's scaled-dot-product attention, progress and cancellation at every step.
+seeded CPU noise (the same seed, settings, device and dtype give the same image; float32 on the CPU
+versus fp16/bf16 on a GPU give slightly different images), fp16/bf16 on GPU with PyTorch's
+scaled-dot-product attention, progress and cancellation at every step.
 """
 
 from __future__ import annotations
@@ -44,14 +45,74 @@ class GenerationSettings:
             raise SatVisionError("Generate at least one image.")
 
 
-def make_scheduler(config: dict[str, Any], kind: str) -> Any:
-    """DDIM or DPM-Solver++ (multistep) with the model's training noise schedule and prediction type."""
+#: DPM-Solver++ as DiffusionSat ran it (diffusers 0.17): timesteps evenly spaced over the whole
+#: schedule and a last step that ends at the schedule's smallest noise level (sigma at t = 0), not
+#: at zero noise (which current diffusers defaults to and which also forces a first-order last step).
+DPM_SOLVER = {"algorithm_type": "dpmsolver++", "solver_order": 2, "final_sigmas_type": "sigma_min",
+              "timestep_spacing": "linspace"}
+#: below this fraction of the noise schedule a first timestep is far from pure noise (warned about)
+LATE_START = 0.9
+
+
+def make_scheduler(config: dict[str, Any], kind: str, steps: int, device: torch.device | str | None = None) -> Any:
+    """DDIM or DPM-Solver++ (multistep) with the model's training noise schedule and prediction
+    type, its timesteps set for ``steps`` inference steps.
+
+    The timesteps are DiffusionSat's (DDIM: the model's "leading" spacing, ``steps_offset`` 1;
+    DPM-Solver++: "linspace") except where those break at the largest step count:
+    DDIM at ``steps == num_train_timesteps`` (1000) would ask for timestep 1000, one past the
+    schedule (diffusers then fails with an IndexError), so it runs every timestep 999..0 (no
+    offset; DDIM's update needs the uniform stride ``1000 // steps`` that this keeps);
+    DPM-Solver++ at 1000 steps would repeat a timestep (rounded linspace), a zero-length step
+    that turns the image into NaN, so it runs 999..0 too.
+    """
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
     base = {key: value for key, value in config.items() if not key.startswith("_")}
+    total = int(base.get("num_train_timesteps", 1000))
+    if steps > total:
+        raise SatVisionError(f"This model was trained with {total} noise levels: choose at most {total} steps "
+                             f"(got {steps}); 20-50 is usual.")
     if kind == "ddim":
-        return DDIMScheduler.from_config(base)
-    return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", solver_order=2)
+        scheduler = DDIMScheduler.from_config(base)
+        scheduler.set_timesteps(steps, device=device)
+        if int(scheduler.timesteps.max()) > total - 1:
+            scheduler = DDIMScheduler.from_config(base, steps_offset=0)
+            scheduler.set_timesteps(steps, device=device)
+    else:
+        scheduler = DPMSolverMultistepScheduler.from_config(base, **DPM_SOLVER)
+        scheduler.set_timesteps(steps, device=device)
+        if not _distinct_decreasing(scheduler.timesteps):
+            evenly = np.linspace(total - 1, 0, steps).round().astype(np.int64).tolist()
+            scheduler.set_timesteps(timesteps=evenly, device=device)
+    timesteps = scheduler.timesteps
+    inside = 0 <= int(timesteps.min()) and int(timesteps.max()) < total
+    if len(timesteps) != steps or not _distinct_decreasing(timesteps) or not inside:
+        raise SatVisionError(f"The model's scheduler settings give no valid {kind.upper()} timesteps for {steps} steps "
+                             f"({timesteps.tolist()[:5]}...); choose another step count or scheduler.")
+    return scheduler
+
+
+def _distinct_decreasing(timesteps: torch.Tensor) -> bool:
+    return bool((timesteps[1:] < timesteps[:-1]).all())
+
+
+def late_start_warning(config: dict[str, Any], kind: str, steps: int) -> str | None:
+    """A warning when sampling would start far below pure noise.
+
+    DDIM's "leading" timesteps are ``k * (1000 // steps) + 1``: when the integer division rounds
+    down a lot (1-9 steps, 112, 150, 300, 600 ...) the first is far below 999 and the image starts
+    from pure noise at a timestep the model treats as partly denoised: noisier, less faithful
+    images. DiffusionSat and diffusers sample the same way; the user should know and can pick a
+    step count that divides 1000 or DPM-Solver++ (whose timesteps always start at 999).
+    """
+    total = int(config.get("num_train_timesteps", 1000))
+    first = int(make_scheduler(config, kind, steps).timesteps[0])
+    if first >= LATE_START * total:
+        return None
+    return (f"{kind.upper()} with {steps} steps starts at timestep {first} of {total}, far from pure noise: expect a "
+            f"noisier, less faithful image. Choose a step count that divides {total} (e.g. 20, 25, 50, 100, 200, 250) "
+            "or the DPM-Solver++ scheduler.")
 
 
 def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], device: torch.device) -> torch.Tensor:
@@ -99,8 +160,7 @@ class Generator:
         scale = model.vae_scale
         if size % (scale * 8):
             raise SatVisionError(f"The image size must be a multiple of {scale * 8} px (got {size}).")
-        scheduler = make_scheduler(self.scheduler_config, settings.scheduler)
-        scheduler.set_timesteps(settings.steps, device=device)
+        scheduler = make_scheduler(self.scheduler_config, settings.scheduler, settings.steps, device)
         guided = settings.guidance_scale > 1.0
         text = encode_prompts(self.tokenizer, model.text_encoder, [settings.prompt] * count, device)
         metadata = normalise([settings.metadata] * count, device=device)

@@ -1,10 +1,24 @@
 """Segmenting a raster of any size into a class-probability GeoTIFF and a mask GeoTIFF.
 
 The raster is streamed in strips of tile rows; tiles are batched, predicted, blended with
-smooth weights and written row by row as soon as no later tile can touch them, so memory is
-bounded by tile size × batch size × a strip, not by the raster. Pixels without valid data are
-nodata in both outputs. Rasters that are not on a UTM grid at the model's GSD are processed on
-such a grid and the results warped back onto the input grid.
+smooth weights and written row by row as soon as no later tile can touch them. A raster wider
+than :data:`~satvision.core.tiling.MAX_BAND_WIDTH` (16,384 px) is processed in vertical bands of
+at most that width, seamlessly (see :mod:`core.tiling`), so a strip is never wider than
+``W = MAX_BAND_WIDTH + 2 × tile``. Pixels without valid data are nodata in both outputs. Rasters
+that are not on a UTM grid at the model's GSD are processed on such a grid and the results
+warped back onto the input grid, in blocks of 256 rows × at most ``MAX_BAND_WIDTH`` columns.
+
+Memory bound (``SegmentationRun.peak_buffer_bytes``), independent of the raster's width and
+height: with ``b`` bands, tile ``t``, stride ``s = t − overlap`` and batch ``B``,
+
+* strips read (current and the one read ahead): ``2 × t × W × (4 b + 1)`` bytes;
+* blending: ``8 × (t + s × (⌈B / tiles per band row⌉ + 1)) × W`` bytes;
+* the batch: ``B × t² × (4 b + 1)`` bytes, plus the network's activations (checked against the
+  available memory before work, see :mod:`inference.limits`).
+
+With the defaults (4 bands, 256 px tiles, overlap 32, batch 4) that is under 250 MB, whatever
+the raster's size. Jobs whose tile size does not fit the network, whose batch does not fit in
+memory, or whose estimated time exceeds the limit are refused before any tile runs.
 """
 
 from __future__ import annotations
@@ -24,8 +38,11 @@ from rasterio.windows import Window
 from ..core.errors import OperationCancelled, RasterError, SatVisionError
 from ..core.raster import Grid, extent_window, open_raster, read_window, select_bands, write_geotiff
 from ..core.resampling import model_grid, needs_resampling, warped
-from ..core.tiling import StripBlender, Tile, TileLayout
+from ..core.tiling import MAX_BAND_WIDTH, ColumnBand, StripBlender, Tile, TileLayout
 from ..models.card import ModelCard
+from ..models.normalisation import check_raster_input
+from ..models.segmentation import tile_multiple
+from .limits import axis_count, check_batch, check_job
 from .predictor import Predictor
 
 PROBABILITY_NODATA = -1.0
@@ -48,6 +65,8 @@ class SegmentationSettings:
     band_positions: Sequence[int] | None = None  # explicit 1-based raster bands, else by description
     class_name: str | None = None  # the class whose probability is written; default the card's foreground
     test_time_augmentation: str | None = None  # none, flips or d4; default the card's
+    #: refuse jobs estimated over this many hours; None: SATVISION_MAX_JOB_HOURS or 12 h; 0: no limit
+    max_job_hours: float | None = None
 
 
 @dataclass
@@ -64,6 +83,7 @@ class SegmentationRun:
     peak_buffer_bytes: int = 0
     class_name: str = ""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # input that looks unlike what the model expects
 
 
 def foreground_class(card: ModelCard, requested: str | None = None) -> tuple[int, str]:
@@ -91,10 +111,12 @@ def segment_raster(
     class_index, class_name = foreground_class(card, settings.class_name)
     tile = settings.tile_size or card.tiling.tile_size
     overlap = card.tiling.overlap if settings.overlap is None else settings.overlap
+    check_tile_size(card, tile, overlap)
     if not 0 <= 2 * overlap < tile:
         raise SatVisionError(f"Overlap {overlap} px must be under half the tile size ({tile} px).")
     if settings.batch_size < 1:
         raise SatVisionError("The batch size must be at least 1.")
+    check_batch(predictor, tile, settings.batch_size, tile_multiple=tile_multiple(card))
     report = progress or (lambda fraction: None)
     cancelled = is_cancelled or (lambda: False)
 
@@ -102,17 +124,22 @@ def segment_raster(
         band_indexes = select_bands(dataset, card.bands, settings.band_positions)
         window, output_grid = extent_window(dataset, settings.bounds)
         run = SegmentationRun(grid=output_grid, device=predictor.label, class_name=class_name)
+        run.warnings.extend(check_raster_input(dataset, band_indexes, window, card.normalisation))  # before any work
         tags = {
             "SATVISION_MODEL": card.name,
             "SATVISION_CLASS": class_name,
             "SATVISION_THRESHOLD": str(settings.threshold),
         }
+        resample = needs_resampling(output_grid, card.gsd_m)
+        processing_grid = model_grid(output_grid, card.gsd_m) if resample else output_grid
+        stride = tile - overlap
+        tile_count = axis_count(processing_grid.width, tile, stride) * axis_count(processing_grid.height, tile, stride)
+        check_job(predictor, tile_count, tile, settings.batch_size, settings.max_job_hours)  # before any output
         job = _TileJob(predictor, class_index, tile, overlap, settings.batch_size, settings.threshold, report, cancelled, run)
-        if not needs_resampling(output_grid, card.gsd_m):
+        if not resample:
             job.run(dataset, band_indexes, window, output_grid, probability_path, mask_path, class_name, tags)
         else:
             run.resampled = True
-            processing_grid = model_grid(output_grid, card.gsd_m)
             run.notes.append(
                 f"resampled from {output_grid.crs.to_string()} at {output_grid.pixel_size[0]:g} to "
                 f"{processing_grid.crs.to_string()} at {card.gsd_m:g} m for the model, and back"
@@ -133,6 +160,22 @@ def segment_raster(
     return run
 
 
+def check_tile_size(card: ModelCard, tile: int, overlap: int) -> None:
+    """Refuse a tile size that does not fit the network (not a multiple of ``2 ** encoder_depth``,
+    see :func:`models.segmentation.tile_multiple`)."""
+    multiple = tile_multiple(card)
+    if tile >= multiple and tile % multiple == 0:
+        return
+    smallest = max(tile, 2 * max(overlap, 0) + 1, multiple)
+    suggestion = -(-smallest // multiple) * multiple
+    depth = multiple.bit_length() - 1
+    raise SatVisionError(
+        f"Tile size {tile} px does not fit the model {card.name}: its network ({card.architecture.id}, {depth} "
+        f"encoder stages) halves each tile {depth} times, so the tile size must be a multiple of {multiple} px "
+        f"(other sizes give shifted, blurred predictions; smaller ones have no cell left at the deepest stage). "
+        f"Set Tile size to {suggestion} px, or to 0 for the model's {card.tiling.tile_size} px."
+    )
+
 
 class _TileJob:
     """One pass of tiles over a source window, writing probability and mask on ``grid``."""
@@ -152,23 +195,32 @@ class _TileJob:
     def run(self, source, band_indexes, window: Window, grid: Grid, probability_path, mask_path: Path | None,
             class_name, tags) -> None:
         layout = TileLayout(int(window.width), int(window.height), self.tile, self.overlap)
-        blender = StripBlender(layout, self.batch_size)
-        rows_in_flight = layout.rows_in_flight(self.batch_size)
+        bands = layout.bands(MAX_BAND_WIDTH)
         self.run_info.tile_count += layout.count
+        self._total = sum(len(band.columns) for band in bands) * len(layout.rows)  # with the tiles shared by two bands
+        self._done = 0
         values = np.zeros((self.batch_size, len(band_indexes), self.tile, self.tile), dtype=np.float32)
         valid = np.zeros((self.batch_size, self.tile, self.tile), dtype=bool)
-        queue: list[tuple[Tile, int | None]] = []  # tiles waiting, with their batch slot (None: skipped)
-        filled = 0
-        done = 0
 
         with write_geotiff(probability_path, grid, 1, "float32", nodata=PROBABILITY_NODATA,
                            band_names=[f"{class_name}_probability"], tags=tags) as probability_out, \
              (write_geotiff(mask_path, grid, 1, "uint8", nodata=MASK_NODATA, band_names=[f"{class_name}_mask"], tags=tags)
-              if mask_path else contextlib.nullcontext()) as mask_out, \
-             _StripReader(source, band_indexes, window, layout) as strips:
+              if mask_path else contextlib.nullcontext()) as mask_out:
+            for band in bands:
+                self._run_band(source, band_indexes, window, layout, band, values, valid, probability_out, mask_out)
+
+    def _run_band(self, source, band_indexes, window: Window, layout: TileLayout, band: ColumnBand,
+                  values: np.ndarray, valid: np.ndarray, probability_out, mask_out) -> None:
+        """Every tile touching the band's columns, row by row; writes the band's own columns."""
+        blender = StripBlender(layout, self.batch_size, band)
+        rows_in_flight = layout.rows_in_flight(self.batch_size, len(band.columns))
+        queue: list[tuple[Tile, int | None]] = []  # tiles waiting, with their batch slot (None: skipped)
+        filled = 0
+
+        with _StripReader(source, band_indexes, window, layout, band) as strips:
 
             def process() -> None:
-                nonlocal filled, done
+                nonlocal filled
                 if self.cancelled():
                     raise OperationCancelled("Cancelled: no output was written.")
                 if filled:
@@ -177,22 +229,24 @@ class _TileJob:
                     if slot is not None:
                         blender.add(tile, probabilities[slot], valid[slot])
                     if tile.last_in_row:
-                        self._write_rows(*blender.finish_row(tile.row_index), probability_out, mask_out)
-                done += len(queue)
-                self.report(self.share * done / layout.count)
+                        self._write_rows(band, *blender.finish_row(tile.row_index), probability_out, mask_out)
+                self._done += len(queue)
+                self.report(self.share * self._done / self._total)
                 queue.clear()
                 filled = 0
 
-            for tile in layout.tiles():
+            for tile in layout.band_tiles(band):
                 strip_values, strip_valid = strips.get(tile.row_index)
-                tile_valid = strip_valid[:, tile.x : tile.x + self.tile]
+                x = tile.x - band.left
+                tile_valid = strip_valid[:, x : x + self.tile]
                 if tile_valid.any():
-                    values[filled] = strip_values[:, :, tile.x : tile.x + self.tile]
+                    values[filled] = strip_values[:, :, x : x + self.tile]
                     valid[filled] = tile_valid
                     queue.append((tile, filled))
                     filled += 1
                 else:
-                    self.run_info.skipped_tiles += 1
+                    if band.owns(tile.x):  # a tile shared with the previous band is counted there
+                        self.run_info.skipped_tiles += 1
                     queue.append((tile, None))
                 if filled == self.batch_size or tile.row_index - queue[0][0].row_index >= rows_in_flight - 1:
                     process()
@@ -201,22 +255,27 @@ class _TileJob:
                 self.run_info.peak_buffer_bytes, blender.buffer_bytes + values.nbytes + valid.nbytes + strips.buffer_bytes
             )
 
-    def _write_rows(self, first_row: int, blended: np.ndarray, covered: np.ndarray, probability_out, mask_out) -> None:
-        rows = Window(0, first_row, blended.shape[1], blended.shape[0])
+    def _write_rows(self, band: ColumnBand, first_row: int, blended: np.ndarray, covered: np.ndarray, probability_out,
+                    mask_out) -> None:
+        """Write the band's own columns of finished rows (``blended`` spans the band's tiles)."""
+        own = slice(band.start - band.left, band.stop - band.left)
+        blended, covered = blended[:, own], covered[:, own]
+        rows = Window(band.start, first_row, blended.shape[1], blended.shape[0])
         probability_out.write(np.where(covered, blended, PROBABILITY_NODATA).astype(np.float32)[None], window=rows)
         if mask_out is not None:
             mask_out.write(_mask(blended, covered, self.threshold)[None], window=rows)
 
 
 class _StripReader:
-    """Reads the strip of each tile row (full window width, one tile high), one row ahead."""
+    """Reads the strip of each tile row (the band's tile columns, one tile high), one row ahead."""
 
-    def __init__(self, source, band_indexes, window: Window, layout: TileLayout) -> None:
+    def __init__(self, source, band_indexes, window: Window, layout: TileLayout, band: ColumnBand) -> None:
         self.source = source
         self.band_indexes = list(band_indexes)
         self.window = window
         self.layout = layout
-        self.width = max(layout.width, layout.tile)
+        self.left = band.left
+        self.width = band.right - band.left
         self.rows = layout.rows
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satvision-read")
         self._pending: dict[int, object] = {}
@@ -231,14 +290,14 @@ class _StripReader:
 
     def _read(self, row_index: int) -> tuple[np.ndarray, np.ndarray]:
         y = self.rows[row_index]
-        strip = Window(self.window.col_off, self.window.row_off + y, self.width, self.layout.tile)
+        strip = Window(self.window.col_off + self.left, self.window.row_off + y, self.width, self.layout.tile)
         values, valid = read_window(self.source, self.band_indexes, strip)
         # columns beyond the window (padding of rasters narrower than a tile) are not data
-        valid[:, self.layout.width :] = False
+        valid[:, self.layout.width - self.left :] = False
         return values, valid
 
     def get(self, row_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(values (bands, tile, width), valid (tile, width))`` of a tile row."""
+        """``(values (bands, tile, width), valid (tile, width))`` of a tile row, from the band's ``left`` column."""
         if self._current is None or self._current[0] != row_index:
             future = self._pending.pop(row_index, None)
             strip = future.result() if future is not None else self._read(row_index)
@@ -256,7 +315,8 @@ def _mask(probability: np.ndarray, covered: np.ndarray, threshold: float) -> np.
 
 def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path, threshold, class_name, tags, cancelled,
                input_validity) -> None:
-    """Warp the probability computed on the model grid onto ``grid``, strip by strip.
+    """Warp the probability computed on the model grid onto ``grid``, in blocks of 256 rows ×
+    at most ``MAX_BAND_WIDTH`` columns.
 
     Pixels invalid in the input stay nodata: bilinear warping would otherwise bleed values a
     pixel or two into nodata areas.
@@ -268,13 +328,16 @@ def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path,
                              band_names=[f"{class_name}_probability"], tags=tags) as probability_out, \
             write_geotiff(mask_path, grid, 1, "uint8", nodata=MASK_NODATA,
                           band_names=[f"{class_name}_mask"], tags=tags) as mask_out:
-        for row in range(0, grid.height, 256):
-            if cancelled():
-                raise OperationCancelled("Cancelled: no output was written.")
-            rows = Window(0, row, grid.width, min(256, grid.height - row))
-            probability = view.read(1, window=rows)
-            _, valid = read_window(dataset, band_indexes, Window(window.col_off, window.row_off + row, grid.width, rows.height))
-            covered = (probability != PROBABILITY_NODATA) & valid
-            probability[~covered] = PROBABILITY_NODATA
-            probability_out.write(probability[None], window=rows)
-            mask_out.write(_mask(probability, covered, threshold)[None], window=rows)
+        for column in range(0, grid.width, MAX_BAND_WIDTH):
+            width = min(MAX_BAND_WIDTH, grid.width - column)
+            for row in range(0, grid.height, 256):
+                if cancelled():
+                    raise OperationCancelled("Cancelled: no output was written.")
+                block = Window(column, row, width, min(256, grid.height - row))
+                probability = view.read(1, window=block)
+                _, valid = read_window(dataset, band_indexes,
+                                       Window(window.col_off + column, window.row_off + row, width, block.height))
+                covered = (probability != PROBABILITY_NODATA) & valid
+                probability[~covered] = PROBABILITY_NODATA
+                probability_out.write(probability[None], window=block)
+                mask_out.write(_mask(probability, covered, threshold)[None], window=block)

@@ -4,8 +4,8 @@ Used by the ``satvision:classifytiles`` algorithm, the demo and scripts. Tiles a
 vector output as their batches finish (one transaction, a temporary file renamed at the end);
 a failure or cancellation leaves no output.
 
-Fields of each tile: ``column``, ``row`` (in the tile grid), ``class`` and ``class_index`` (the
-most probable class), ``confidence`` (its probability), ``class_2``/``prob_2`` and
+Fields of each tile: ``column``, ``row`` (in the tile grid), ``class``, ``class_label`` (the class in words) and
+``class_index`` (the most probable class), ``confidence`` (its probability), ``class_2``/``prob_2`` and
 ``class_3``/``prob_3`` (the runners-up), ``valid_share`` (share of the tile with data),
 ``status`` (``classified`` or ``nodata``: skipped, classes left empty) and one ``p_<class>``
 field per class with the full probability vector.
@@ -13,6 +13,7 @@ field per class with the full probability vector.
 
 from __future__ import annotations
 
+import math
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -22,17 +23,25 @@ from typing import Callable, Iterable
 import numpy as np
 from osgeo import ogr, osr
 
-from ..core.atomic import atomic_path, ensure_writable_folder
-from ..core.raster import bounded_block_cache, grid_of, open_raster, write_geotiff
+from ..core.atomic import atomic_path
+from ..core.diskspace import check_free_space, explain_no_space
+from ..core.outputs import check_outputs, raster as raster_output, vector as vector_output
+from ..core.raster import bounded_block_cache, extent_window, grid_of, open_raster, write_geotiff
+from ..core.scratch import remove_stale_scratch
+from ..core.terminate import cleanup_on_terminate
 from ..core.vector_io import check, created_dataset, output_driver, transaction
 from ..models.card import ModelCard
 from ..models.catalog import resolve_model
-from ..models.modelfile import load_model
+from ..models.modelfile import load_model, read_card
 from .classify import ClassificationRun, ClassificationSettings, TilePrediction, classify_raster
 from .predictor import Predictor, augmentation_note
 
 CLASS_NODATA = 255
 TOP = 3
+#: Bytes of a tile feature in a GeoPackage (outline, fixed fields, index), and per class (a probability, names).
+FEATURE_BYTES, CLASS_FIELD_BYTES = 400, 24
+#: Width and decimals of the probability fields (0.1234).
+PROBABILITY_WIDTH, PROBABILITY_DECIMALS = 6, 4
 
 
 @dataclass
@@ -79,21 +88,54 @@ def classify_tiles(
 
     ``log`` gets progress lines, ``warn`` the warnings (default: ``log`` with a ``Warning:`` prefix).
     The class raster is on the tile grid in the CRS the tiles were processed in: the raster's, or
-    the UTM zone of a raster that had to be resampled to the model's GSD.
+    the UTM zone of a raster that had to be resampled to the model's GSD. Before any work the
+    outputs are checked (see :mod:`core.outputs`) and the free space compared with their size;
+    SIGTERM and a full disk leave no output and no scratch.
     """
+    output_path = Path(output_path)
+    model_path = resolve_model(model, "classification", user_model_dirs)
+    folders = check_outputs(inputs={"INPUT": raster, "MODEL": model_path},
+                            outputs={"OUTPUT": vector_output(output_path), "OUTPUT_CLASS_RASTER": raster_output(class_raster_path)})
+    removed = remove_stale_scratch(folders)
+    if removed and log:
+        log(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
+    needs = space_needed(raster, read_card(model_path), settings, output_path, class_raster_path)
+    check_free_space(needs)
+    with cleanup_on_terminate(), explain_no_space(output_path.parent, sum(needs.values())):
+        return _classify_tiles(raster, output_path, model_path, class_raster_path, settings, progress, is_cancelled,
+                               log, warn)
+
+
+def space_needed(raster: str | Path, card: ModelCard, settings: ClassificationSettings, output_path: Path,
+                 class_raster_path: str | Path | None) -> dict[Path, int]:
+    """Bytes the outputs take, per folder: a feature per tile (its fields and outline), a byte per tile in the class raster."""
+    with open_raster(raster) as dataset:
+        _, grid = extent_window(dataset, settings.bounds)
+    tile_m = (settings.stride or settings.tile_size or card.tiling.tile_size) * card.gsd_m
+    if grid.crs.is_geographic:
+        width_m, height_m = (grid.width * abs(grid.transform.a) * 111_320.0, grid.height * abs(grid.transform.e) * 111_320.0)
+    else:
+        factor = grid.crs.linear_units_factor[1] if grid.crs.is_projected else 1.0
+        width_m, height_m = grid.width * abs(grid.transform.a) * factor, grid.height * abs(grid.transform.e) * factor
+    tiles = 1 if settings.mode == "whole" else math.ceil(width_m / tile_m) * math.ceil(height_m / tile_m)
+    needs = {output_path.parent: tiles * (FEATURE_BYTES + CLASS_FIELD_BYTES * len(card.classes))}
+    if class_raster_path:
+        folder = Path(class_raster_path).parent
+        needs[folder] = needs.get(folder, 0) + tiles
+    return needs
+
+
+def _classify_tiles(raster: str | Path, output_path: Path, model_path: Path, class_raster_path: str | Path | None,
+                    settings: ClassificationSettings, progress, is_cancelled, log, warn) -> TileResult:
     say = log or (lambda message: None)
     caution = warn or (lambda message: say(f"Warning: {message}"))
-    output_path = Path(output_path)
     driver = output_driver(output_path, "classified tiles")
-    for target in (output_path, class_raster_path):
-        if target:
-            ensure_writable_folder(Path(target))
-    model_path = resolve_model(model, "classification", user_model_dirs)
     network, card = load_model(model_path, task="classification")
     predictor = Predictor(network, card, settings.device, settings.test_time_augmentation)
     say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m, "
         f"{len(card.classes)} classes) on {predictor.label}" + augmentation_note(predictor.test_time_augmentation))
     names = card.class_names()
+    labels = card.class_labels()
     if class_raster_path and len(names) >= CLASS_NODATA:
         from ..core.errors import SatVisionError
 
@@ -124,6 +166,7 @@ def classify_tiles(
                     order = np.argsort(tile.probabilities)[::-1]
                     feature.SetField("status", "classified")
                     feature.SetField("class", names[order[0]])
+                    feature.SetField("class_label", labels[order[0]])
                     feature.SetField("class_index", int(order[0]))
                     feature.SetField("confidence", float(tile.probabilities[order[0]]))
                     for rank in range(1, min(TOP, len(names))):
@@ -168,14 +211,19 @@ def _create_layer(dataset: ogr.DataSource, srs: osr.SpatialReference, names: lis
         from ..core.errors import SatVisionError
 
         raise SatVisionError(f"Cannot create the tile layer: {gdal.GetLastErrorMsg()}")
-    fields = [("column", ogr.OFTInteger), ("row", ogr.OFTInteger), ("class", ogr.OFTString), ("class_index", ogr.OFTInteger),
-              ("confidence", ogr.OFTReal)]
+    # probabilities and shares as 0.1234 (width 6, 4 decimals), not the Shapefile default of 24.15
+    fields = [("column", ogr.OFTInteger), ("row", ogr.OFTInteger), ("class", ogr.OFTString),
+              ("class_label", ogr.OFTString), ("class_index", ogr.OFTInteger), ("confidence", ogr.OFTReal)]
     for rank in range(2, min(TOP, len(names)) + 1):
         fields += [(f"class_{rank}", ogr.OFTString), (f"prob_{rank}", ogr.OFTReal)]
     fields += [("valid_share", ogr.OFTReal), ("status", ogr.OFTString)]
     fields += [(probability_field(name), ogr.OFTReal) for name in names]
     for name, kind in fields:
-        check(layer.CreateField(ogr.FieldDefn(name, kind)), f"Creating the field {name}")
+        definition = ogr.FieldDefn(name, kind)
+        if kind == ogr.OFTReal:
+            definition.SetWidth(PROBABILITY_WIDTH)
+            definition.SetPrecision(PROBABILITY_DECIMALS)
+        check(layer.CreateField(definition), f"Creating the field {name}")
     return layer
 
 

@@ -2,21 +2,25 @@
 
 Used by the ``satvision:segmentwater`` algorithm and by scripts. Nothing appears at the output
 paths until the whole job has succeeded: rasters are computed in a scratch folder and moved
-into place at the end, polygons are written atomically, and a failure or cancellation removes
-everything the run wrote.
+into place at the end, polygons are written atomically, and a failure, a cancellation or SIGTERM
+removes everything the run wrote. Before any work the outputs are checked (none may be an input,
+another output or a folder; see :mod:`core.outputs`) and the free space compared with the rasters'
+size; a full disk during the run is reported as such.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..core.atomic import ensure_writable_folder
+from ..core.diskspace import check_free_space, explain_no_space, raster_bytes, same_disk
 from ..core.errors import OperationCancelled
-from ..core.raster import bounded_block_cache
+from ..core.outputs import check_outputs, raster as raster_output, vector as vector_output
+from ..core.raster import bounded_block_cache, extent_window, open_raster
+from ..core.scratch import remove_stale_scratch, scratch_folder
+from ..core.terminate import cleanup_on_terminate
 from ..core.vectorize import VectorizeSummary, vectorize_mask
 from ..models.catalog import resolve_model
 from ..models.card import ModelCard
@@ -60,17 +64,48 @@ def segment_water(
     cancelled = is_cancelled or (lambda: False)
     say = log or (lambda message: None)
     polygons_path = Path(polygons_path)
-    for target in (polygons_path, probability_path, mask_path):
-        if target:
-            ensure_writable_folder(Path(target))  # fail before minutes of inference, not after
     model_path = resolve_model(model, "segmentation", user_model_dirs)
+    # fail before minutes of inference, not after
+    folders = check_outputs(
+        inputs={"INPUT": raster, "MODEL": model_path},
+        outputs={"OUTPUT": vector_output(polygons_path), "PROBABILITY": raster_output(probability_path),
+                 "MASK": raster_output(mask_path)},
+    )
+    removed = remove_stale_scratch(folders)
+    if removed:
+        say(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
+    needs = space_needed(raster, settings, polygons_path.parent, probability_path, mask_path)
+    check_free_space(needs)
+    with cleanup_on_terminate(), explain_no_space(polygons_path.parent, sum(needs.values())):
+        return _segment_water(raster, polygons_path, model_path, probability_path, mask_path, settings, min_area_m2,
+                              simplify_m, report, cancelled, say)
+
+
+def space_needed(raster: str | Path, settings: SegmentationSettings, scratch: Path,
+                 probability_path: str | Path | None, mask_path: str | Path | None) -> dict[Path, int]:
+    """Bytes written per folder: both rasters (uncompressed) in the scratch folder, and again where a
+    requested raster goes to another disk (moved there at the end)."""
+    with open_raster(raster) as dataset:
+        _, grid = extent_window(dataset, settings.bounds)
+    probability = raster_bytes(grid.width, grid.height, 1, "float32")
+    mask = raster_bytes(grid.width, grid.height, 1, "uint8")
+    needs = {scratch: probability + mask}
+    for target, size in ((probability_path, probability), (mask_path, mask)):
+        if target and not same_disk(Path(target).parent, scratch):
+            needs[Path(target).parent] = needs.get(Path(target).parent, 0) + size
+    return needs
+
+
+def _segment_water(raster, polygons_path: Path, model_path: Path, probability_path, mask_path,
+                   settings: SegmentationSettings, min_area_m2: float, simplify_m: float, report, cancelled,
+                   say) -> WaterResult:
     network, card = load_model(model_path, task="segmentation")
     predictor = Predictor(network, card, settings.device, settings.test_time_augmentation)
     say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m) on {predictor.label}"
         + augmentation_note(predictor.test_time_augmentation))
 
     written: list[Path] = []
-    with bounded_block_cache(), tempfile.TemporaryDirectory(prefix=".satvision-", dir=polygons_path.parent) as scratch:
+    with bounded_block_cache(), scratch_folder(polygons_path.parent) as scratch:
         probability_scratch = Path(scratch) / "probability.tif"
         mask_scratch = Path(scratch) / "mask.tif"
         try:
@@ -78,7 +113,7 @@ def segment_water(
                 raster, predictor, probability_scratch, mask_scratch, settings,
                 progress=lambda fraction: report(INFERENCE_SHARE * fraction), is_cancelled=cancelled,
             )
-            warnings = []
+            warnings = list(run.warnings)
             if run.skipped_tiles == run.tile_count:
                 warnings.append("The raster has no valid pixels (all nodata) in the processed area: no water polygons.")
             for note in run.notes:

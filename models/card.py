@@ -27,11 +27,35 @@ _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 @dataclass(frozen=True)
 class ClassInfo:
-    """One output class: its index in the network output, a name and a display colour."""
+    """One output class: its index in the network output, a name and a display colour.
+
+    ``name`` is the id written to outputs and fields (``SeaLake``); the optional ``label`` is
+    what people read in legends (``Sea or lake``), by default the name in words.
+    """
 
     index: int
     name: str
     colour: str
+    label: str = ""
+
+    @property
+    def display_label(self) -> str:
+        """The card's label, or the name turned into words (``HerbaceousVegetation`` → ``Herbaceous vegetation``)."""
+        return self.label.strip() if isinstance(self.label, str) and self.label.strip() else words_of(self.name)
+
+
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+def words_of(name: str) -> str:
+    """A class id in words: CamelCase and ``snake_case`` split, the first word capitalised,
+    acronyms kept (``AnnualCrop`` → ``Annual crop``, ``no_data`` → ``No data``, ``NDVIHigh`` → ``NDVI high``)."""
+    parts = _WORD.findall(name)
+    if not parts:
+        return name
+    words = [part if part.isupper() and len(part) > 1 else part.lower() for part in parts]
+    words[0] = words[0][0].upper() + words[0][1:]
+    return " ".join(words)
 
 
 @dataclass(frozen=True)
@@ -103,7 +127,11 @@ class ModelCard:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for item in data["classes"]:  # no empty labels: cards without labels stay readable by older SatVision
+            if not item.get("label"):
+                item.pop("label", None)
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
@@ -116,6 +144,10 @@ class ModelCard:
 
     def class_names(self) -> list[str]:
         return [item.name for item in sorted(self.classes, key=lambda item: item.index)]
+
+    def class_labels(self) -> list[str]:
+        """The classes' labels in words, in index order (see :attr:`ClassInfo.display_label`)."""
+        return [item.display_label for item in sorted(self.classes, key=lambda item: item.index)]
 
 
 def load_card_json(text: str, source: str = "model card") -> ModelCard:
@@ -223,6 +255,7 @@ def _check_values(card: ModelCard, where: str) -> None:
     expect(indexes == list(range(len(indexes))), "classes must have indexes 0, 1, 2, … without gaps")
     for item in card.classes:
         expect(isinstance(item.colour, str) and bool(_COLOUR.match(item.colour)), f"class {item.name!r}: colour must look like #1f78b4")
+        expect(isinstance(item.label, str), f"class {item.name!r}: label must be text such as \"Sea or lake\"")
     expect(isinstance(card.tiling.tile_size, int) and card.tiling.tile_size > 0, "tiling.tile_size must be a positive integer")
     expect(
         isinstance(card.tiling.overlap, int) and 0 <= card.tiling.overlap * 2 < card.tiling.tile_size,

@@ -91,21 +91,84 @@ def list_models(
 
 
 def resolve_model(reference: str | os.PathLike[str] | None, task: str, user_dirs: Iterable[str | os.PathLike[str]] = ()) -> Path:
-    """A model file from what a user typed: empty (the bundled default), a path, or a model name."""
+    """A model file from what a user typed: empty (the bundled default), a path, a model file's
+    name in the model folders (``my-water.safetensors``) or a model name (card name or file stem).
+
+    A readable model made for another task fails here with :func:`wrong_task_hint`.
+    """
     if reference is None or not str(reference).strip():
         return default_model_path(task)
-    path = Path(str(reference).strip()).expanduser()
-    if path.suffix or path.exists() or os.sep in str(reference):
-        return path  # a path; load_model reports a missing or unsuitable file precisely
-    entries = list_models(user_dirs, task=task)
-    for entry in entries:
-        if entry.name == str(reference).strip():
+    text = str(reference).strip()
+    path = Path(text).expanduser()
+    if not path.exists() and path.name == text:  # a bare name: look in the model folders
+        from .modelfile import MODEL_SUFFIX
+
+        found = _model_named(text, task, user_dirs, MODEL_SUFFIX)
+        if found is None and not path.suffix:
+            raise SatVisionError(_not_found(text, task, user_dirs))
+        path = found or path
+    _check_task(path, task, user_dirs)
+    return path  # load_model reports a missing or unsuitable file precisely
+
+
+def _model_named(text: str, task: str, user_dirs: Iterable[str | os.PathLike[str]], suffix: str) -> Path | None:
+    """The model file ``text`` names in the bundled or user folders: a file name, a card name or a file stem."""
+    if text.endswith(suffix):
+        for folder in [BUNDLED_MODELS_DIR, *user_model_dirs(user_dirs)]:
+            if (folder / text).is_file():
+                return folder / text
+        return None
+    for entry in list_models(user_dirs, task=task):
+        if entry.name == text or entry.path.stem == text:
             return entry.path
-    available = ", ".join(entry.name for entry in entries) or "none"
-    raise SatVisionError(
-        f"No {task} model named {str(reference).strip()!r} was found (available: {available}). "
-        "Give a model file path or a name from `satvision models list`."
+    return None
+
+
+def _installed_names(task: str, user_dirs: Iterable[str | os.PathLike[str]]) -> str:
+    return ", ".join(f"{entry.name} ({entry.path.name})" for entry in list_models(user_dirs, task=task)) or "none installed"
+
+
+def _not_found(text: str, task: str, user_dirs: Iterable[str | os.PathLike[str]]) -> str:
+    return (
+        f"No {task} model named {text!r} was found (installed {task} models: {_installed_names(task, user_dirs)}). "
+        f"Choose one from the Model parameter's list in QGIS, give a model file path, or a name from "
+        f"`satvision models list --task {task}`; put your own models in the user models folder "
+        f"(Processing options > Providers > SatVision, or {ENVIRONMENT_VARIABLE})."
     )
+
+
+def wrong_task_hint(file_name: str, card_task: str, card_name: str, task: str,
+                    user_dirs: Iterable[str | os.PathLike[str]] = ()) -> str:
+    """What to tell a user who gave a ``card_task`` model to a tool that needs a ``task`` model:
+    in QGIS terms (the Model parameter and its list) and in the command line's."""
+    return (
+        f"{file_name} is a {card_task} model ({card_name}), but this tool needs a {task} model. "
+        f"Choose a {task} model in the Model parameter (installed {task} models: {_installed_names(task, user_dirs)}), "
+        f"or leave it empty for the default; on the command line see `satvision models list --task {task}`."
+    )
+
+
+def _check_task(path: Path, task: str, user_dirs: Iterable[str | os.PathLike[str]]) -> None:
+    """Fail with :func:`wrong_task_hint` when ``path`` is a readable model of another task."""
+    from ..core.errors import TaskMismatchError
+    from .modelfile import read_card
+
+    try:
+        card = read_card(path)
+    except SatVisionError:
+        return  # missing, damaged, pickled…: load_model says so precisely
+    if card.task != task:
+        raise TaskMismatchError(wrong_task_hint(path.name, card.task, card.name, task, user_dirs))
+
+
+def model_choices(task: str, user_dirs: Iterable[str | os.PathLike[str]] = ()) -> list[tuple[str, str]]:
+    """``(label, file path)`` of every valid ``task`` model, bundled first, for a model chooser.
+
+    The label names the model and its file and says where it comes from
+    (``satvision-water-default — water-default.safetensors (bundled)``).
+    """
+    return [(f"{entry.name} — {entry.path.name} ({entry.source})", str(entry.path))
+            for entry in list_models(user_dirs, task=task)]
 
 
 #: The bundled model each task uses when the user names none.

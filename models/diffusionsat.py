@@ -47,7 +47,10 @@ def build_unet(config: Mapping[str, Any], num_metadata: int = NUM_FIELDS) -> tor
     if num_metadata:
         channels = unet.config.block_out_channels[0]
         embed_dim = unet.time_embedding.linear_2.out_features
-        unet.class_embedding = MetadataEmbedding(channels, embed_dim, num_metadata)
+        # DiffusionSat projects the metadata with the UNet's own timestep projection (its time_proj)
+        unet.class_embedding = MetadataEmbedding(channels, embed_dim, num_metadata,
+                                                 flip_sin_to_cos=unet.config.flip_sin_to_cos,
+                                                 freq_shift=unet.config.freq_shift)
     return unet
 
 

@@ -14,7 +14,6 @@ parameter names are those of the released checkpoints:
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -70,15 +69,17 @@ def normalise(metadata: Sequence[Metadata], device: torch.device | str | None = 
     return torch.tensor([normalise_values(item.raw()) for item in metadata], dtype=torch.float32, device=device)
 
 
-def timestep_sinusoid(values: torch.Tensor, channels: int) -> torch.Tensor:
-    """diffusers' ``Timesteps(channels, flip_sin_to_cos=True, downscale_freq_shift=0)``, in float32."""
-    half = channels // 2
-    exponent = -math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=values.device) / half
-    arguments = values.float()[:, None] * torch.exp(exponent)[None, :]
-    embedding = torch.cat([torch.cos(arguments), torch.sin(arguments)], dim=-1)
-    if channels % 2:
-        embedding = nn.functional.pad(embedding, (0, 1))
-    return embedding
+def timestep_sinusoid(values: torch.Tensor, channels: int, flip_sin_to_cos: bool = True,
+                      freq_shift: float = 0) -> torch.Tensor:
+    """diffusers' ``Timesteps(channels, flip_sin_to_cos, downscale_freq_shift=freq_shift)``, in float32.
+
+    DiffusionSat projects the metadata with the UNet's own timestep projection, so the two flags
+    are the UNet config's ``flip_sin_to_cos`` and ``freq_shift`` (SD 2.1: true and 0).
+    """
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    return get_timestep_embedding(values.float(), channels, flip_sin_to_cos=flip_sin_to_cos,
+                                  downscale_freq_shift=freq_shift)
 
 
 class FieldEmbedding(nn.Module):
@@ -98,9 +99,13 @@ class MetadataEmbedding(nn.Module):
     """Seven sinusoid + MLP embedders whose outputs are summed (the UNet adds the sum to its
     timestep embedding). Parameters: ``metadata_embedding.{i}.linear_{1,2}.*`` as released."""
 
-    def __init__(self, channels: int = 320, embed_dim: int = 1280, num_fields: int = NUM_FIELDS) -> None:
+    def __init__(self, channels: int = 320, embed_dim: int = 1280, num_fields: int = NUM_FIELDS,
+                 flip_sin_to_cos: bool = True, freq_shift: float = 0) -> None:
         super().__init__()
         self.channels = channels
+        #: the UNet's timestep projection settings, which DiffusionSat also applies to the metadata
+        self.flip_sin_to_cos = bool(flip_sin_to_cos)
+        self.freq_shift = freq_shift
         self.metadata_embedding = nn.ModuleList(FieldEmbedding(channels, embed_dim) for _ in range(num_fields))
 
     def forward(self, metadata: torch.Tensor) -> torch.Tensor:
@@ -110,7 +115,7 @@ class MetadataEmbedding(nn.Module):
         dtype = self.metadata_embedding[0].linear_1.weight.dtype
         total = None
         for index, embedder in enumerate(self.metadata_embedding):
-            projected = timestep_sinusoid(metadata[:, index], self.channels).to(dtype)
+            projected = timestep_sinusoid(metadata[:, index], self.channels, self.flip_sin_to_cos, self.freq_shift).to(dtype)
             embedded = embedder(projected)
             total = embedded if total is None else total + embedded
         return total

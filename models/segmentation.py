@@ -44,6 +44,20 @@ def prune_unused_stages(network: "torch.nn.Module", depth: int) -> "torch.nn.Mod
     return network
 
 
+def tile_multiple(card: ModelCard) -> int:
+    """What a tile side must be a multiple of for this network: ``2 ** encoder_depth``.
+
+    The UNet family (smp UNet, our Attention UNet and UNet3+) halves the tile once per encoder
+    stage and joins each decoder level with the encoder level of the same size (smp's default
+    depth 5: multiples of 32, as every model is trained). smp 0.6 and our decoders no longer
+    fail on other sizes: each halving drops the odd pixel and the decoder stretches the deeper
+    features back onto the skips by interpolation, so predictions come out shifted and blurred;
+    a tile under ``2 ** encoder_depth`` has not even one cell at the deepest stage (a 1 px tile
+    runs the network on a single pixel). It is also the smallest tile worth running.
+    """
+    return 2 ** int(card.architecture.params.get("encoder_depth", 5))
+
+
 def _build(network_class: type, card: ModelCard, params: dict) -> "torch.nn.Module":
     """Input channels from the card's bands, outputs from its classes, unused stages pruned."""
     network = network_class(in_channels=len(card.bands), classes=len(card.classes), **params)

@@ -52,7 +52,8 @@ def reference_forward(unet, released_state, sample, timestep, text, metadata):
     added one at a time to the timestep embedding; built only from the released key names."""
     channels = unet.config.block_out_channels[0]
     embed_dim = unet.time_embedding.linear_2.out_features
-    projection = Timesteps(channels, flip_sin_to_cos=True, downscale_freq_shift=0)
+    # SatUNet projects the metadata with its own time_proj: the config's flip_sin_to_cos and freq_shift
+    projection = Timesteps(channels, flip_sin_to_cos=unet.config.flip_sin_to_cos, downscale_freq_shift=unet.config.freq_shift)
     embedders = []
     for index in range(7):
         embedder = TimestepEmbedding(channels, embed_dim)
@@ -100,3 +101,31 @@ def test_a_released_state_dict_loads_exactly_and_matches_the_original_formulatio
 def test_the_embedding_refuses_metadata_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"metadata must be \(batch, 7\)"):
         MetadataEmbedding(32, 128)(torch.zeros(2, 6))
+
+
+@pytest.mark.parametrize(("flip_sin_to_cos", "freq_shift"), [(True, 0), (False, 0), (True, 1), (False, 1)])
+def test_the_sinusoid_follows_flip_sin_to_cos_and_freq_shift_as_diffusers_does(flip_sin_to_cos, freq_shift):
+    values = normalise([Metadata(*raw[:4], dt.date(*raw[4:])) for raw, _ in REFERENCE]).flatten()
+    expected = Timesteps(320, flip_sin_to_cos=flip_sin_to_cos, downscale_freq_shift=freq_shift)(values)
+    assert torch.allclose(timestep_sinusoid(values, 320, flip_sin_to_cos, freq_shift), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(("flip_sin_to_cos", "freq_shift"), [(False, 0), (True, 1), (False, 1)])
+def test_a_unet_config_with_other_projection_settings_embeds_metadata_as_diffusionsat_does(flip_sin_to_cos, freq_shift):
+    """SatUNet applies its time_proj, built from the config's flip_sin_to_cos / freq_shift, to the
+    metadata too: the embedding must follow those settings, not SD 2.1's (true, 0)."""
+    config, fields = unet_config({**TINY_SATUNET, "flip_sin_to_cos": flip_sin_to_cos, "freq_shift": freq_shift})
+    torch.manual_seed(0)
+    unet = build_unet(config, fields).eval()
+    metadata = normalise([Metadata(76.57, 28.70, 0.93, 0.08, dt.date(2015, 2, 27))])
+    with torch.no_grad():
+        ours = unet.class_embedding(metadata)
+        expected = sum(embedder(unet.time_proj(metadata[:, index]))
+                       for index, embedder in enumerate(unet.class_embedding.metadata_embedding))
+        assert torch.allclose(ours, expected, atol=1e-5)
+        generator = torch.Generator().manual_seed(1)
+        sample, text = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 5, 32, generator=generator)
+        released = to_released_keys(unet.state_dict())
+        whole = unet(sample, torch.tensor([500]), encoder_hidden_states=text, class_labels=metadata).sample
+        original = reference_forward(unet, released, sample, torch.tensor([500]), text, metadata)
+    assert (whole - original).abs().max().item() < 1e-5

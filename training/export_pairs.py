@@ -6,7 +6,9 @@ Hansen datamask), then ``manifest.json`` listing every pair with its area, dates
 sources. That folder is what ``satvision train segmentation --data FOLDER`` reads.
 
 Each file appears only when complete. Cancelling keeps the pairs already finished (whole
-files) and removes the one in progress; the manifest is written when all areas are done.
+files) and removes the one in progress; the manifest is written when all areas are done. The
+output folder, the free space for all pairs, SIGTERM and a full disk are handled as by every job
+(see :mod:`core.outputs`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..core.atomic import atomic_path, ensure_writable_folder
+from ..core.atomic import atomic_path
+from ..core.diskspace import check_free_space, explain_no_space
 from ..core.errors import SatVisionError
+from ..core.outputs import check_outputs, folder as output_folder
 from ..core.raster import write_geotiff
+from ..core.scratch import remove_stale_scratch
+from ..core.terminate import cleanup_on_terminate
 from ..earthengine.connection import ConnectionSettings
 from ..earthengine.download import download
 from ..earthengine.fetch import FetchSettings, connect_for, fetch_sentinel2, format_bytes, grid_bounds, plan
@@ -67,10 +73,21 @@ def export_training_pairs(
     say = log or (lambda message: None)
     report = progress or (lambda fraction: None)
     root = Path(output)
-    ensure_writable_folder(root / "manifest.json")
+    check_outputs(outputs={"OUTPUT": output_folder(root), "manifest": root / "manifest.json"})
+    removed = remove_stale_scratch([root, root / "images", root / "labels"])
+    if removed:
+        say(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
     image_query = replace(query, water_label="none")
+    needed = 0
     for area in areas:  # refuse an oversize area before fetching anything
-        plan(image_query, replace(settings, bounds=area.bounds, bounds_crs=area.crs), len(query.bands) + 1)
+        needed += plan(image_query, replace(settings, bounds=area.bounds, bounds_crs=area.crs), len(query.bands) + 1)[2]
+    check_free_space({root: needed})
+    with cleanup_on_terminate(), explain_no_space(root, needed):
+        return _export(areas, query, image_query, settings, root, connection_settings, report, is_cancelled, say)
+
+
+def _export(areas: Sequence[Area], query: Sentinel2Query, image_query: Sentinel2Query, settings: FetchSettings, root: Path,
+            connection_settings: ConnectionSettings, report, is_cancelled, say) -> Path:
     connection = connect_for(settings, connection_settings)
     say(f"Connected: {connection.describe()}")
     entries = []
