@@ -23,7 +23,7 @@ from qgis.core import (
 
 from ..inference.classify import MODES, ClassificationSettings
 from ..models.card import ModelCard
-from ..provider.settings import user_models_folders
+from ..provider.settings import JOB_LIMIT_HELP, max_job_hours, user_models_folders
 from .base import SatVisionAlgorithm
 from .device_choices import DEVICE_HELP, device_parameter, device_value
 from .layer_styles import CLASS_RASTER_OPACITY, LayerStack, attach, class_raster_renderer, raster_style, show_decimals
@@ -109,7 +109,8 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         "<b>Test-time augmentation</b> (advanced) averages the class probabilities over flipped and "
         "90°-rotated copies of each tile (4 or 8 forward passes): overhead imagery has no up, and the "
         "average is steadier than one pass. The model card sets the default (the bundled "
-        "classifier: all 8 views)."
+        "classifier: all 8 views).\n\n"
+        + JOB_LIMIT_HELP
     )
 
     INPUT = "INPUT"
@@ -214,6 +215,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             bounds=bounds,
             band_positions=self.band_numbers(parameters, self.BANDS, context),
             min_valid_fraction=self.parameterAsDouble(parameters, self.MIN_VALID_SHARE, context),
+            max_job_hours=max_job_hours(),
         )
         tiles_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         class_raster_path = self.optional_output_layer(parameters, self.OUTPUT_CLASS_RASTER, context)

@@ -19,7 +19,7 @@ from qgis.core import (
 )
 
 from ..inference.segment import SegmentationSettings
-from ..provider.settings import user_models_folders
+from ..provider.settings import JOB_LIMIT_HELP, max_job_hours, user_models_folders
 from .base import SatVisionAlgorithm
 from .device_choices import DEVICE_HELP, device_parameter, device_value
 from .layer_styles import (
@@ -74,7 +74,8 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         "polygon area (m²; smaller polygons are dropped and smaller holes filled) and "
         "simplification tolerance (m). <b>Test-time augmentation</b> averages the water probability "
         "over flipped (and 90°-rotated) copies of each tile, turned back before averaging: steadier "
-        "edges for 4 or 8 times the inference time; default the model card's."
+        "edges for 4 or 8 times the inference time; default the model card's.\n\n"
+        + JOB_LIMIT_HELP
     )
 
     INPUT = "INPUT"
@@ -171,6 +172,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             bounds=bounds,
             band_positions=self.band_numbers(parameters, self.BANDS, context),
+            max_job_hours=max_job_hours(),
         )
         polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         probability_path = self.optional_output_layer(parameters, self.PROBABILITY, context)

@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("--num-images", type=int, default=1)
     generate.add_argument("--scheduler", choices=("ddim", "dpm"), default="ddim")
     generate.add_argument("--device", default="auto")
+    generate.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                          help="number format of the sampling (default auto: bfloat16/float16 on a GPU, faster but can "
+                               "overflow; float32 on the CPU)")
     generate.add_argument("--footprint", type=Path, help="also write the footprint polygons (.gpkg)")
     generate.add_argument("--sweep", choices=("none", "date", "latitude", "gsd"), default="none")
     generate.add_argument("--sweep-png", type=Path, help="the sweep picture (with --sweep)")
@@ -76,7 +79,8 @@ def generate_command(arguments: argparse.Namespace) -> int:
     with cleanup_on_terminate(), FractionBar() as bar:  # SIGTERM: the images being written are removed
         result = generate_imagery(
             MapPoint(arguments.lon, arguments.lat), settings, arguments.output, model=arguments.model,
-            device=arguments.device, footprint_path=arguments.footprint, sweep_field=arguments.sweep,
+            device=arguments.device, precision=arguments.precision,
+            footprint_path=arguments.footprint, sweep_field=arguments.sweep,
             sweep_path=arguments.sweep_png, progress=bar.progress, log=bar.log, warn=bar.warn,
         )
     print(f"Wrote {', '.join(str(path) for path in result.paths)} (synthetic, {result.grid.crs.to_string()}, "

@@ -6,7 +6,9 @@ the negative (or empty) prompt and all-zero metadata, DiffusionSat's learned "un
 DPM-Solver++ from the model's scheduler configuration (v-prediction or epsilon as trained),
 seeded CPU noise (the same seed, settings, device and dtype give the same image; float32 on the CPU
 versus fp16/bf16 on a GPU give slightly different images), fp16/bf16 on GPU with PyTorch's
-scaled-dot-product attention, progress and cancellation at every step.
+scaled-dot-product attention (or a chosen precision), progress and cancellation at every
+step. Non-finite values (float16 overflow on a GPU, a broken model file) stop the run with a clear
+error instead of being written as a black image.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from ..core.errors import OperationCancelled, SatVisionError
 from ..models.diffusionsat_metadata import Metadata, normalise
 
 SCHEDULERS = ("ddim", "dpm")
+#: ``auto``: bfloat16 (or float16 where the GPU lacks bfloat16) on a GPU, float32 on the CPU;
+#: the others are used on any device (float32 where half precision overflows)
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class GenerationSettings:
             raise SatVisionError(f"Steps must be 1-1000 (got {self.steps}); 20-50 is usual.")
         if self.num_images < 1:
             raise SatVisionError("Generate at least one image.")
+        if not np.isfinite(self.guidance_scale):
+            raise SatVisionError(f"The guidance scale must be a finite number (got {self.guidance_scale}); 7.5 is usual.")
 
 
 #: DPM-Solver++ as DiffusionSat ran it (diffusers 0.17): timesteps evenly spaced over the whole
@@ -125,12 +132,15 @@ def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], de
 class Generator:
     """A loaded generation model ready to sample; the networks stay on ``device`` between calls."""
 
-    def __init__(self, model: Any, tokenizer: Any, scheduler_config: dict[str, Any], device: str = "cpu") -> None:
+    def __init__(self, model: Any, tokenizer: Any, scheduler_config: dict[str, Any], device: str = "cpu",
+                 precision: str = "auto") -> None:
         from ..core.devices import resolve_device
 
+        if precision not in PRECISIONS:
+            raise SatVisionError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.dtype = torch.float32
-        if self.device.type == "cuda":
+        self.dtype = torch.float32 if precision == "auto" else getattr(torch, precision)
+        if self.device.type == "cuda" and precision == "auto":
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.model = model.to(self.device, self.dtype).eval()
         if self.device.type == "cuda":
@@ -186,12 +196,29 @@ class Generator:
                 unconditional, conditional = prediction.chunk(2)
                 prediction = unconditional + settings.guidance_scale * (conditional - unconditional)
             latents = scheduler.step(prediction, timestep, latents).prev_sample
+            self._require_finite(latents, f"at denoising step {index + 1} of {total}")  # NaN stays NaN: stop now
             report((index + 1) / (total + 1))
         if cancelled():
             raise OperationCancelled("Generation cancelled; no image was written.")
         with torch.no_grad():
             scaling = getattr(model.vae.config, "scaling_factor", 0.18215)
             images = model.vae.decode((latents / scaling).to(self.dtype)).sample.float()
+        self._require_finite(images, "in the decoded image")  # clamp keeps NaN and uint8 turns it into black
         report(1.0)
         images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return images.permute(0, 2, 3, 1).cpu().numpy()
+
+    def _require_finite(self, values: torch.Tensor, where: str) -> None:
+        if bool(torch.isfinite(values).all()):
+            return
+        if self.dtype != torch.float32:
+            cause = (f"This is usually {str(self.dtype).removeprefix('torch.')} overflow (half precision, as on a "
+                     "GPU): sample in float32 (on the command line add --precision float32; or choose the CPU as "
+                     "device, slower)")
+        else:
+            cause = ("The model gives non-finite values even in float32: check the model file (convert or download "
+                     "it again)")
+        raise SatVisionError(
+            f"The model produced NaN or infinite values {where} ({str(self.dtype).removeprefix('torch.')}), which would "
+            f"be written as a black image, so no image was written. {cause}, or use fewer steps or a lower guidance scale."
+        )

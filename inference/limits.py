@@ -16,8 +16,9 @@ Three checks, each with a message that names the parameter to change and a value
   warm batch of blank tiles, test-time augmentation included) only for jobs that could exceed
   the limit at :data:`SLOWEST_SECONDS_PER_TILE`, so ordinary jobs pay nothing. A job estimated
   over the limit is refused with the estimate. The limit is the engine settings'
-  ``max_job_hours`` when given, else ``SATVISION_MAX_JOB_HOURS`` (for QGIS and qgis_process),
-  else :data:`DEFAULT_MAX_JOB_HOURS`; 0 or less: no limit. The estimate counts every tile,
+  ``max_job_hours`` when given (QGIS and qgis_process pass the Processing option :data:`LIMIT_OPTION`
+  when it is not blank), else ``SATVISION_MAX_JOB_HOURS``, else :data:`DEFAULT_MAX_JOB_HOURS`;
+  0 or less: no limit. The estimate counts every tile,
   including those that will turn out to hold no data: a raster that is mostly nodata is refused
   too, and the fix is the same (limit the extent).
 
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_JOB_HOURS = 12.0
 #: Environment variable that sets the limit (hours, 0: none) where no setting is passed (qgis_process, QGIS).
 MAX_HOURS_VARIABLE = "SATVISION_MAX_JOB_HOURS"
+#: The Processing option that sets the limit in QGIS and qgis_process (see provider/settings.py).
+LIMIT_OPTION = "Refuse jobs estimated to take longer than"
 #: Jobs that fit the limit even at this many seconds per tile are not timed (a ResNet18 UNet on
 #: 256 px tiles takes 0.07 s on 2 CPU cores): with the 12 h default, jobs of up to 5,400 tiles.
 SLOWEST_SECONDS_PER_TILE = 8.0
@@ -126,7 +129,9 @@ def check_job_time(tile_count: int, seconds_per_tile: float, max_hours: float, d
     raise SatVisionError(
         f"This job has {tile_count:,} tiles (~{_duration(hours)} on {device_label} at {_per_tile(seconds_per_tile)} "
         f"per tile; the limit is {max_hours:g} h). Limit the extent (Limit to extent parameter), use a larger "
-        f"Tile size or a coarser raster; to run it anyway, raise the limit ({MAX_HOURS_VARIABLE}=HOURS, 0 for none)."
+        f"Tile size or a coarser raster; to run it anyway, raise the limit (0: none) with the Processing option "
+        f"'{LIMIT_OPTION}' (Settings > Options > Processing > Providers > SatVision) or, while that is blank, "
+        f"{MAX_HOURS_VARIABLE}=HOURS."
     )
 
 

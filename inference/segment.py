@@ -313,15 +313,28 @@ def _mask(probability: np.ndarray, covered: np.ndarray, threshold: float) -> np.
     return np.where(covered, probability >= threshold, MASK_NODATA).astype(np.uint8)
 
 
+#: Rows of the blocks the probability is warped back in.
+WARP_BLOCK_ROWS = 256
+#: Input-valid pixels that come back nodata take the probability of the nearest covered pixel
+#: within this many pixels (see :func:`fill_from_nearest`).
+FILL_RADIUS = 3
+#: Rows of a block whose missing pixels are filled at once (bounds the fill's index arrays).
+FILL_BAND_ROWS = 16
+
+
 def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path, threshold, class_name, tags, cancelled,
                input_validity) -> None:
-    """Warp the probability computed on the model grid onto ``grid``, in blocks of 256 rows ×
-    at most ``MAX_BAND_WIDTH`` columns.
+    """Warp the probability computed on the model grid onto ``grid``, in blocks of
+    :data:`WARP_BLOCK_ROWS` rows × at most ``MAX_BAND_WIDTH`` columns.
 
     Pixels invalid in the input stay nodata: bilinear warping would otherwise bleed values a
-    pixel or two into nodata areas.
+    pixel or two into nodata areas. Valid pixels at the edge of a rotated or sheared raster
+    whose centre falls in a model-grid pixel just outside its footprint come back nodata from
+    GDAL: they take the nearest probability (:func:`fill_from_nearest`). Each block is read
+    with a halo of :data:`FILL_RADIUS` pixels, so the result does not depend on block boundaries.
     """
     dataset, band_indexes, window = input_validity
+    halo = FILL_RADIUS
     with open_raster(model_probability) as source, warped(
         source, grid, Resampling.bilinear, src_nodata=PROBABILITY_NODATA, nodata=PROBABILITY_NODATA
     ) as view, write_geotiff(probability_path, grid, 1, "float32", nodata=PROBABILITY_NODATA,
@@ -330,14 +343,57 @@ def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path,
                           band_names=[f"{class_name}_mask"], tags=tags) as mask_out:
         for column in range(0, grid.width, MAX_BAND_WIDTH):
             width = min(MAX_BAND_WIDTH, grid.width - column)
-            for row in range(0, grid.height, 256):
+            for row in range(0, grid.height, WARP_BLOCK_ROWS):
                 if cancelled():
                     raise OperationCancelled("Cancelled: no output was written.")
-                block = Window(column, row, width, min(256, grid.height - row))
-                probability = view.read(1, window=block)
+                block = Window(column, row, width, min(WARP_BLOCK_ROWS, grid.height - row))
+                # the block with its halo, inside the output grid
+                left, top = max(column - halo, 0), max(row - halo, 0)
+                right, bottom = min(column + width + halo, grid.width), min(row + block.height + halo, grid.height)
+                read = Window(left, top, right - left, bottom - top)
+                probability = view.read(1, window=read)
                 _, valid = read_window(dataset, band_indexes,
-                                       Window(window.col_off + column, window.row_off + row, width, block.height))
+                                       Window(window.col_off + left, window.row_off + top, read.width, read.height))
                 covered = (probability != PROBABILITY_NODATA) & valid
+                probability, covered = fill_from_nearest(probability, covered, valid, FILL_RADIUS)
+                inner = (slice(row - top, row - top + block.height), slice(column - left, column - left + width))
+                probability, covered = probability[inner], covered[inner]
                 probability[~covered] = PROBABILITY_NODATA
                 probability_out.write(probability[None], window=block)
                 mask_out.write(_mask(probability, covered, threshold)[None], window=block)
+
+
+def fill_from_nearest(values: np.ndarray, known: np.ndarray, wanted: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Give each ``wanted`` pixel that is not ``known`` the value of the nearest ``known`` pixel
+    within ``radius`` pixels (Euclidean; equally near ones in a fixed order, so the result
+    depends only on the neighbourhood). Returns the values and the new ``known``; pixels with
+    no known pixel that near stay unknown.
+
+    Works on the coordinates of the missing pixels (a few at the edges of a footprint), in
+    bands of :data:`FILL_BAND_ROWS` rows: time grows with their number, and memory stays
+    bounded even when a whole block is missing.
+    """
+    missing = wanted & ~known
+    if not missing.any():
+        return values, known
+    filled_values, filled_known = values.copy(), known.copy()
+    height, width = known.shape
+    offsets = sorted((dy * dy + dx * dx, dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                     if 0 < dy * dy + dx * dx <= radius * radius)
+    for first in range(0, height, FILL_BAND_ROWS):
+        rows, columns = np.nonzero(missing[first : first + FILL_BAND_ROWS])
+        rows += first
+        source = np.full(rows.size, -1, dtype=np.int64)  # flat index of the pixel each one takes, -1: none yet
+        for _, dy, dx in offsets:
+            todo = np.flatnonzero(source < 0)
+            if todo.size == 0:
+                break
+            y, x = rows[todo] + dy, columns[todo] + dx
+            inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+            hit = np.zeros(todo.size, dtype=bool)
+            hit[inside] = known[y[inside], x[inside]]  # the known pixels given, not those just filled
+            source[todo[hit]] = y[hit] * width + x[hit]
+        found = source >= 0
+        filled_values[rows[found], columns[found]] = values.flat[source[found]]
+        filled_known[rows[found], columns[found]] = True
+    return filled_values, filled_known

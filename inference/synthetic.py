@@ -22,11 +22,12 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform as transform_points
 
 from .. import __version__
-from ..core.atomic import atomic_path, ensure_writable_folder
+from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
 from ..core.output_group import staged_outputs
 from ..core.outputs import check_outputs, file as output_file, raster as output_raster, vector as output_vector
 from ..core.raster import Grid, write_geotiff
+from ..core.scratch import remove_stale_scratch
 from ..models.card import ModelCard
 from ..models.catalog import list_models, resolve_model
 from ..models.diffusionsat_convert import RELEASES
@@ -82,12 +83,55 @@ def resolve_generation_model(reference: str | None, user_dirs: Iterable[str] = (
     raise SatVisionError(NO_MODEL)
 
 
+def check_gsd(gsd: float | None) -> None:
+    if gsd is None or not np.isfinite(gsd) or gsd <= 0:  # NaN passes "gsd <= 0" and would write NaN georeferencing
+        raise SatVisionError(f"The ground sample distance must be a positive number of metres per pixel (got {gsd}), e.g. 1.")
+
+
+def check_request(point: MapPoint, settings: Any, sweep_field: str,
+                  sweep_path: str | os.PathLike[str] | None) -> tuple[float, float]:
+    """Refuse a request that cannot give a right answer before anything slow (loading the model,
+    sampling) runs; returns the point's longitude and latitude."""
+    if sweep_field not in SWEEP_FIELDS:
+        raise SatVisionError(f"Unknown sweep field {sweep_field!r}; choose one of {', '.join(SWEEP_FIELDS)}.")
+    if sweep_field != "none" and not sweep_path:
+        raise SatVisionError("A metadata sweep needs a PNG output path.")
+    check_gsd(settings.metadata.gsd)
+    cloud = settings.metadata.cloud_cover
+    if cloud is not None and not np.isfinite(cloud):
+        raise SatVisionError(f"The cloud cover is not a finite number (got {cloud}); give a percentage from 0 to 100.")
+    return point.lon_lat()
+
+
+def check_generation_outputs(output: Path, count: int, footprint_path: str | os.PathLike[str] | None,
+                             sweep_path: str | os.PathLike[str] | None) -> tuple[list[Path], list[Path]]:
+    """Check every path the job will write (see :func:`core.outputs.check_outputs`) before any
+    work: the ``count`` numbered images, the footprint and the sweep picture; returns the image
+    paths and the folders written in.
+
+    The images after the first are named from OUTPUT (``NAME_2.tif``...), so the user never chose
+    those paths: the message for one that cannot be written says where the name comes from.
+    """
+    paths = image_paths(output, count)
+    for number, path in enumerate(paths[1:], start=2):
+        if path.is_dir():
+            raise SatVisionError(
+                f"Image {number} of {count} is written beside OUTPUT as {path}, which is an existing folder. "
+                f"Rename or remove that folder, or choose another OUTPUT name (images 2 to {count} are named "
+                f"{output.stem}_2{output.suffix} ... {output.stem}_{count}{output.suffix})."
+            )
+    images = {"OUTPUT" if number == 1 else f"OUTPUT image {number} ({path.name})": output_raster(path)
+              for number, path in enumerate(paths, start=1)}
+    folders = check_outputs(outputs={**images, "OUTPUT_FOOTPRINT": output_vector(footprint_path),
+                                     "OUTPUT_SWEEP": output_file(sweep_path, ".png") if sweep_path else None})
+    return paths, folders
+
+
 def centred_grid(point: MapPoint, size: int, gsd: float) -> Grid:
     """A ``size`` x ``size`` grid of ``gsd`` m pixels centred on the point, in its UTM zone."""
     from ..earthengine.grid import utm_crs
 
-    if gsd is None or not np.isfinite(gsd) or gsd <= 0:  # NaN passes "gsd <= 0" and would write NaN georeferencing
-        raise SatVisionError(f"The ground sample distance must be a positive number of metres per pixel (got {gsd}), e.g. 1.")
+    check_gsd(gsd)
     lon, lat = point.lon_lat()
     crs = utm_crs(lon, lat)
     (x,), (y,) = transform_points(CRS.from_epsg(4326), crs, [lon], [lat])
@@ -150,6 +194,7 @@ def generate_imagery(
     *,
     model: str | None = None,
     device: str = "auto",
+    precision: str = "auto",
     footprint_path: str | os.PathLike[str] | None = None,
     sweep_field: str = "none",
     sweep_path: str | os.PathLike[str] | None = None,
@@ -159,7 +204,11 @@ def generate_imagery(
     log: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> GenerationResult:
-    """Generate ``settings.num_images`` images centred on ``point`` and write them (see the module)."""
+    """Generate ``settings.num_images`` images centred on ``point`` and write them (see the module).
+
+    ``precision``: ``auto`` (bfloat16/float16 on a GPU, float32 on the CPU) or one of
+    :data:`inference.generate.PRECISIONS` (``float32`` where half precision overflows).
+    """
     from ..models.generation import load_tokenizer, scheduler_config
     from ..models.modelfile import load_model, read_files
     from .generate import Generator, late_start_warning
@@ -168,20 +217,17 @@ def generate_imagery(
     caution = warn or say
     report = progress or (lambda fraction: None)
     output = Path(output)
-    check_outputs(outputs={"OUTPUT": output_raster(output), "OUTPUT_FOOTPRINT": output_vector(footprint_path),
-                           "OUTPUT_SWEEP": output_file(sweep_path, ".png") if sweep_field != "none" else None})
-    for target in (output, footprint_path, sweep_path):
-        if target:
-            ensure_writable_folder(Path(target))
-    if sweep_field not in SWEEP_FIELDS:
-        raise SatVisionError(f"Unknown sweep field {sweep_field!r}; choose one of {', '.join(SWEEP_FIELDS)}.")
-    if sweep_field != "none" and not sweep_path:
-        raise SatVisionError("A metadata sweep needs a PNG output path.")
+    # everything that can be refused is refused before the model (seconds to load) is touched
+    lon, lat = check_request(point, settings, sweep_field, sweep_path)
+    paths, folders = check_generation_outputs(output, settings.num_images, footprint_path,
+                                              sweep_path if sweep_field != "none" else None)
+    removed = remove_stale_scratch(folders)  # what a killed run (QGIS crash, SIGKILL) left while staging
+    if removed:
+        say(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
     model_path = resolve_generation_model(model, user_model_dirs)
     network, card = load_model(model_path, task="generation")
     size = settings.image_size or int(card.architecture.params.get("image_size") or card.tiling.tile_size)
     settings = replace(settings, image_size=size)
-    lon, lat = point.lon_lat()
     metadata = replace(settings.metadata, lon=lon, lat=lat)
     settings = replace(settings, metadata=metadata)
     grid = centred_grid(point, size, metadata.gsd)
@@ -190,7 +236,7 @@ def generate_imagery(
     warnings += [late_start] if late_start else []
     for message in warnings:
         caution(message)
-    generator = Generator(network, load_tokenizer(read_files(model_path)), scheduler_config(card), device)
+    generator = Generator(network, load_tokenizer(read_files(model_path)), scheduler_config(card), device, precision)
     say(f"Model {card.name} ({generator.prediction_type} prediction) on {generator.device}; {size} px, "
         f"{settings.steps} {settings.scheduler.upper()} steps, guidance {settings.guidance_scale:g}, seed {settings.seed}")
     runs = 1 + (len(SWEEP_VALUES[sweep_field]) if sweep_field != "none" else 0)
@@ -204,7 +250,6 @@ def generate_imagery(
             sweep_images.append(generator.generate(
                 one, progress=lambda fraction, n=number: report((n + fraction) / runs), is_cancelled=is_cancelled)[0])
             labels.append(sweep_label(sweep_field, value))
-    paths = image_paths(output, len(images))
     footprint = Path(footprint_path) if footprint_path else None
     sweep = Path(sweep_path) if sweep_field != "none" and sweep_path else None
     tags = [generation_tags(card, settings, metadata, index, settings.seed) for index in range(1, len(images) + 1)]

@@ -13,15 +13,17 @@ field per class with the full probability vector.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from array import array
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from osgeo import ogr, osr
+from rasterio.windows import Window
 
 from ..core.atomic import atomic_path
 from ..core.diskspace import check_free_space, explain_no_space
@@ -42,6 +44,10 @@ TOP = 3
 FEATURE_BYTES, CLASS_FIELD_BYTES = 400, 24
 #: Width and decimals of the probability fields (0.1234).
 PROBABILITY_WIDTH, PROBABILITY_DECIMALS = 6, 4
+#: Tile classes (a byte per tile) kept in memory before they go to a temporary file beside the class raster.
+SPOOL_BYTES = 1 << 20
+#: Largest block of the class raster written at once (rows of the tile grid, or part of one row).
+BLOCK_BYTES = 1 << 20
 
 
 @dataclass
@@ -108,7 +114,8 @@ def classify_tiles(
 
 def space_needed(raster: str | Path, card: ModelCard, settings: ClassificationSettings, output_path: Path,
                  class_raster_path: str | Path | None) -> dict[Path, int]:
-    """Bytes the outputs take, per folder: a feature per tile (its fields and outline), a byte per tile in the class raster."""
+    """Bytes the outputs take, per folder: a feature per tile (its fields and outline), a byte per tile in the
+    class raster and one in its scratch (the tile classes once past :data:`SPOOL_BYTES`)."""
     with open_raster(raster) as dataset:
         _, grid = extent_window(dataset, settings.bounds)
     tile_m = (settings.stride or settings.tile_size or card.tiling.tile_size) * card.gsd_m
@@ -121,7 +128,7 @@ def space_needed(raster: str | Path, card: ModelCard, settings: ClassificationSe
     needs = {output_path.parent: tiles * (FEATURE_BYTES + CLASS_FIELD_BYTES * len(card.classes))}
     if class_raster_path:
         folder = Path(class_raster_path).parent
-        needs[folder] = needs.get(folder, 0) + tiles
+        needs[folder] = needs.get(folder, 0) + 2 * tiles
     return needs
 
 
@@ -143,14 +150,14 @@ def _classify_tiles(raster: str | Path, output_path: Path, model_path: Path, cla
                              "Leave the class raster out and use the tile polygons.")
     counts = np.zeros(len(names), dtype=np.int64)
     first: dict | None = None
-    cells = _Cells() if class_raster_path else None
 
     with open_raster(raster) as source:
         srs = osr.SpatialReference()
         srs.ImportFromWkt(grid_of(source).crs.to_wkt())  # fails clearly on a raster without CRS
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
 
-    with bounded_block_cache(), atomic_path(output_path) as temporary, created_dataset(driver, temporary) as dataset:
+    with _Cells.beside(class_raster_path) as cells, bounded_block_cache(), atomic_path(output_path) as temporary, \
+            created_dataset(driver, temporary) as dataset:
         layer = _create_layer(dataset, srs, names)
 
         def sink(tiles: list[TilePrediction]) -> None:
@@ -175,8 +182,6 @@ def _classify_tiles(raster: str | Path, output_path: Path, model_path: Path, cla
                     for index, name in enumerate(names):
                         feature.SetField(probability_field(name), float(tile.probabilities[index]))
                     counts[order[0]] += 1
-                    if cells is not None:
-                        cells.add(tile.row, tile.column, int(order[0]))
                     if first is None:
                         first = {"class": names[order[0]], "confidence": float(tile.probabilities[order[0]]),
                                  "probabilities": {name: float(p) for name, p in zip(names, tile.probabilities)}}
@@ -187,6 +192,8 @@ def _classify_tiles(raster: str | Path, output_path: Path, model_path: Path, cla
                 polygon.AddGeometry(ring)
                 feature.SetGeometry(polygon)
                 check(layer.CreateFeature(feature), "Writing a tile")
+                if cells is not None:
+                    cells.add(tile.row, tile.column, CLASS_NODATA if tile.skipped else int(order[0]))
 
         with transaction(dataset):
             run = classify_raster(raster, predictor, sink, settings, progress, is_cancelled)
@@ -228,25 +235,76 @@ def _create_layer(dataset: ogr.DataSource, srs: osr.SpatialReference, names: lis
 
 
 class _Cells:
-    """Row, column and class of every classified tile, 9 bytes each (a dict would take ~150)."""
+    """The class index of every tile (:data:`CLASS_NODATA`: none), a byte each, in grid order.
 
-    def __init__(self) -> None:
-        self.rows, self.columns, self.classes = array("I"), array("I"), array("B")
+    The engine hands tiles on row by row, each row from column 0: the classes are appended to a
+    file that stays in memory up to :data:`SPOOL_BYTES` and then goes to an anonymous temporary
+    file beside the class raster (removed when closed, or by the system when the process dies),
+    so memory does not grow with the tile count (only the current tile row is held as a whole).
+    A tile out of that order is a bug, not bad
+    input: it raises at once instead of shifting the raster.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=folder, prefix=".satvision-classes-")
+        self._row = bytearray()  # classes of the current tile row
+        self._row_index = 0
+        self.width: int | None = None
+        self.height = 0
+
+    @classmethod
+    @contextlib.contextmanager
+    def beside(cls, class_raster_path: str | Path | None) -> Iterator["_Cells | None"]:
+        """Cells for a class raster at ``class_raster_path`` (None: no class raster, no cells)."""
+        if not class_raster_path:
+            yield None
+            return
+        cells = cls(Path(class_raster_path).parent)
+        try:
+            yield cells
+        finally:
+            cells._file.close()
 
     def add(self, row: int, column: int, class_index: int) -> None:
-        self.rows.append(row)
-        self.columns.append(column)
-        self.classes.append(class_index)
+        if row == self._row_index + 1 and column == 0 and self._row and len(self._row) == (self.width or len(self._row)):
+            self._end_row()
+            self._row_index = row
+        if row != self._row_index or column != len(self._row):
+            raise RuntimeError(f"Tile (row {row}, column {column}) out of grid order after row {self._row_index}, "
+                               f"column {len(self._row) - 1}")
+        self._row.append(class_index)
+
+    def _end_row(self) -> None:
+        self.width = len(self._row)
+        self._file.write(self._row)
+        self._row.clear()
+        self.height += 1
+
+    def blocks(self, width: int, height: int) -> Iterator[tuple[Window, np.ndarray]]:
+        """Windows of the ``width × height`` tile grid and their classes, each at most :data:`BLOCK_BYTES`."""
+        if self._row:
+            self._end_row()
+        if (self.width, self.height) != (width, height):
+            raise RuntimeError(f"{self.height} rows of {self.width} tiles classified for a {height} × {width} tile grid")
+        columns = min(width, BLOCK_BYTES)
+        rows = max(1, BLOCK_BYTES // columns)  # whole rows, or one row in parts: each block is contiguous
+        for top in range(0, height, rows):
+            block_rows = min(rows, height - top)
+            for left in range(0, width, columns):
+                block_columns = min(columns, width - left)
+                self._file.seek(top * width + left)
+                data = self._file.read(block_rows * block_columns)
+                yield Window(left, top, block_columns, block_rows), np.frombuffer(data, np.uint8).reshape(block_rows, block_columns)
 
 
 def _write_class_raster(path: Path, run: ClassificationRun, cells: _Cells, card: ModelCard) -> None:
-    """One pixel per tile (stride-sized, centred on the tile), the class index; 255 = skipped."""
+    """One pixel per tile (stride-sized, centred on the tile), the class index; 255 = skipped.
+    Written in blocks of at most :data:`BLOCK_BYTES`: memory does not grow with the tile count."""
     grid = run.tile_grid
-    classes = np.full((grid.height, grid.width), CLASS_NODATA, dtype=np.uint8)
-    classes[np.frombuffer(cells.rows, np.uint32), np.frombuffer(cells.columns, np.uint32)] = np.frombuffer(cells.classes, np.uint8)
     tags = {"SATVISION_MODEL": card.name, "SATVISION_CLASSES": ",".join(card.class_names())}
     with write_geotiff(path, grid, 1, "uint8", nodata=CLASS_NODATA, band_names=["class_index"], tags=tags) as writer:
-        writer.write(classes[None])
+        for window, classes in cells.blocks(grid.width, grid.height):
+            writer.write(classes[None], window=window)
         writer.write_colormap(1, {item.index: _rgb(item.colour) for item in card.classes})
 
 

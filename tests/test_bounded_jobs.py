@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
 
 from satvision.core.errors import SatVisionError
-from satvision.core.raster import Grid, open_raster, write_geotiff
+from satvision.core.raster import open_raster
 from satvision.core.tiling import MAX_BAND_WIDTH, StripBlender, TileLayout
 from satvision.inference.classify import ClassificationSettings, classify_raster
 from satvision.inference.limits import MAX_HOURS_VARIABLE
@@ -27,12 +26,7 @@ from satvision.inference.predictor import Predictor
 from satvision.inference.segment import PROBABILITY_NODATA, SegmentationSettings, segment_raster
 from satvision.models.architectures import build_network
 
-BANDS = ["B2", "B3", "B4", "B8"]
-WEST, NORTH, PIXEL = 435730.0, 4179460.0, 10.0
-HUGE = 200_000
-#: Where the real data sits in the huge VRT (pixel column, row) and its side: across the
-#: boundary between two column bands (10 × MAX_BAND_WIDTH = 163,840).
-PATCH_X, PATCH_Y, PATCH = 163_740, 0, 200
+from tests_helpers import HUGE, NORTH, PATCH, PATCH_X, PIXEL, WEST, build_huge_vrt
 
 
 @pytest.fixture(scope="module")
@@ -56,33 +50,6 @@ def classifier_predictor() -> Predictor:
 @pytest.fixture(scope="module")
 def huge_vrt(tmp_path_factory) -> Path:
     return build_huge_vrt(tmp_path_factory.mktemp("huge"))
-
-
-def build_huge_vrt(folder: Path) -> Path:
-    """A 4-band, 200,000 × 200,000 px VRT at 10 m (EPSG:32618), nodata 0, with one real
-    200 × 200 px GeoTIFF of reflectances at ``PATCH_X, PATCH_Y``."""
-    patch = folder / "patch.tif"
-    rng = np.random.default_rng(14)
-    grid = Grid(rasterio.crs.CRS.from_epsg(32618), from_origin(WEST + PATCH_X * PIXEL, NORTH - PATCH_Y * PIXEL, PIXEL, PIXEL),
-                PATCH, PATCH)
-    with write_geotiff(patch, grid, 4, "uint16", nodata=0, band_names=BANDS) as writer:
-        writer.write(rng.integers(300, 3000, size=(4, PATCH, PATCH), dtype=np.uint16))
-    srs = rasterio.crs.CRS.from_epsg(32618).to_wkt()
-    bands = "".join(
-        f'<VRTRasterBand dataType="UInt16" band="{index}"><Description>{name}</Description><NoDataValue>0</NoDataValue>'
-        f'<SimpleSource><SourceFilename relativeToVRT="0">{patch}</SourceFilename><SourceBand>{index}</SourceBand>'
-        f'<SrcRect xOff="0" yOff="0" xSize="{PATCH}" ySize="{PATCH}"/>'
-        f'<DstRect xOff="{PATCH_X}" yOff="{PATCH_Y}" xSize="{PATCH}" ySize="{PATCH}"/></SimpleSource></VRTRasterBand>'
-        for index, name in enumerate(BANDS, start=1)
-    )
-    vrt = folder / "huge.vrt"
-    vrt.write_text(
-        f'<VRTDataset rasterXSize="{HUGE}" rasterYSize="{HUGE}"><SRS>{srs.replace("<", "&lt;").replace(">", "&gt;")}</SRS>'
-        f"<GeoTransform>{WEST}, {PIXEL}, 0, {NORTH}, 0, -{PIXEL}</GeoTransform>{bands}</VRTDataset>"
-    )
-    with open_raster(vrt) as dataset:
-        assert (dataset.width, dataset.height, dataset.count) == (HUGE, HUGE, 4)
-    return vrt
 
 
 def strip_bounds(width: int, height: int = 256, left: int = 0) -> tuple[float, float, float, float]:

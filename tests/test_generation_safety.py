@@ -125,11 +125,19 @@ def test_dpm_solver_ends_at_sigma_min_as_diffusionsat_did():
 def test_a_failure_at_image_2_leaves_the_file_that_was_at_the_output_path_unchanged(model_file, tmp_path):
     output = tmp_path / "synthetic.tif"
     output.write_bytes(b"an earlier result the user keeps")
-    (tmp_path / "synthetic_2.tif").mkdir()  # image 2 cannot be put in place: a real failure, after image 1
+    blocker = tmp_path / "synthetic_2.tif"
     before = sorted(path.name for path in tmp_path.iterdir())
+
+    def folder_appears_while_sampling(fraction: float) -> None:
+        """A folder made at image 2's path after the checks passed (the checks refuse one that is there
+        before the run): image 2 cannot be put in place, a real failure after image 1 was."""
+        if 0 < fraction < 1 and not blocker.exists():
+            blocker.mkdir()
+
     with pytest.raises(SatVisionError, match=r"Could not write .*synthetic_2\.tif.*files that were there before are unchanged"):
         generate_imagery(POINT, settings(num_images=2), output, model=str(model_file), device="cpu",
-                         footprint_path=tmp_path / "footprint.gpkg")
+                         footprint_path=tmp_path / "footprint.gpkg", progress=folder_appears_while_sampling)
+    blocker.rmdir()
     assert output.read_bytes() == b"an earlier result the user keeps"
     assert sorted(path.name for path in tmp_path.iterdir()) == before  # no scratch, no footprint, nothing new
 
@@ -173,3 +181,114 @@ def test_only_parameters_with_a_value_are_tagged(model_file, tmp_path):
         tags = dataset.tags()
     assert tags["prompt"] == "a satellite image of a farm" and tags["negative_prompt"] == "clouds"
     assert tags["cloud_cover_fraction"] == "0" and tags["date"] == "2020-05-01"  # zero cloud is a value
+
+
+# follow-ups: every output checked up front, the request checked before the model loads, no NaN written
+
+def test_a_folder_at_a_numbered_image_path_is_refused_before_anything_is_generated(model_file, tmp_path):
+    output = tmp_path / "synthetic.tif"
+    output.write_bytes(b"an earlier result the user keeps")
+    (tmp_path / "synthetic_3.tif").mkdir()  # the path image 3 of 3 would be written to
+    before = sorted(path.name for path in tmp_path.iterdir())
+    progress: list[float] = []
+    with pytest.raises(SatVisionError, match=r"Image 3 of 3 is written beside OUTPUT as .*synthetic_3\.tif, which is an "
+                                             r"existing folder\. Rename or remove that folder, or choose another OUTPUT name"):
+        generate_imagery(POINT, settings(num_images=3), output, model=str(model_file), device="cpu",
+                         footprint_path=tmp_path / "footprint.gpkg", progress=progress.append)
+    assert progress == []  # refused before the first denoising step, not after every image was sampled
+    assert output.read_bytes() == b"an earlier result the user keeps"
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("gsd", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_bad_gsd_is_refused_before_the_model_is_loaded(tmp_path, gsd):
+    missing = tmp_path / "not-downloaded.safetensors"  # loading it would fail: the GSD must be refused first
+    with pytest.raises(SatVisionError, match="ground sample distance must be a positive number"):
+        generate_imagery(POINT, settings(metadata=Metadata(gsd=gsd)), tmp_path / "out.tif", model=str(missing), device="cpu")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("point", [MapPoint(float("nan"), 37.25), MapPoint(-75.9, 95.0)])
+def test_a_point_off_the_earth_is_refused_before_the_model_is_loaded(tmp_path, point):
+    missing = tmp_path / "not-downloaded.safetensors"
+    with pytest.raises(SatVisionError, match="not a finite number|not on the Earth"):
+        generate_imagery(point, settings(), tmp_path / "out.tif", model=str(missing), device="cpu")
+
+
+def test_satvision_generate_with_gsd_nan_names_the_gsd_not_the_model(tmp_path, capsys):
+    from satvision.cli.main import main
+
+    code = main(["generate", "--model", str(tmp_path / "not-downloaded.safetensors"), "--lon", "-75.9", "--lat", "37.25",
+                 "--prompt", "a farm", "--gsd", "nan", "--output", str(tmp_path / "out.tif")])
+    error = capsys.readouterr().err
+    assert code == 2 and "ground sample distance must be a positive number of metres per pixel (got nan)" in error
+    assert "not-downloaded" not in error
+
+
+def test_a_non_finite_guidance_scale_or_cloud_cover_is_refused(tmp_path):
+    with pytest.raises(SatVisionError, match="guidance scale must be a finite number"):
+        settings(guidance_scale=float("nan"))
+    with pytest.raises(SatVisionError, match="cloud cover is not a finite number"):
+        generate_imagery(POINT, settings(metadata=Metadata(gsd=1.0, cloud_cover=float("inf"))), tmp_path / "out.tif",
+                         model=str(tmp_path / "not-downloaded.safetensors"), device="cpu")
+
+
+def altered_model(folder: Path, component: str, change) -> Path:
+    """A converted tiny model whose UNet (or VAE decoder) output layer weights went through ``change``:
+    a real model file that makes the real sampler produce NaN or overflow."""
+    from safetensors.torch import load_file, save_file
+
+    release = make_released_checkpoint(folder / "release")
+    if component == "unet":
+        weights = release / "checkpoint-150000" / "unet" / "diffusion_pytorch_model.bin"
+        state = torch.load(weights)
+        state["conv_out.weight"] = change(state["conv_out.weight"])
+        torch.save(state, weights)
+    else:
+        weights = release / "vae" / "diffusion_pytorch_model.safetensors"
+        state = load_file(str(weights))
+        state["decoder.conv_out.weight"] = change(state["decoder.conv_out.weight"])
+        save_file(state, str(weights))
+    return convert_diffusionsat(release, folder / f"altered-{component}.safetensors", half=False)
+
+
+@pytest.mark.parametrize(("component", "where"), [("unet", "at denoising step 1 of 2"), ("vae", "in the decoded image")])
+def test_non_finite_images_are_refused_not_written_black(tmp_path, component, where):
+    model = altered_model(tmp_path / "model", component, lambda weight: torch.full_like(weight, float("nan")))
+    output = tmp_path / "out" / "synthetic.tif"
+    output.parent.mkdir()
+    output.write_bytes(b"an earlier result the user keeps")
+    with pytest.raises(SatVisionError, match=rf"NaN or infinite values {where} \(float32\).*no image was written\. "
+                                             r"The model gives non-finite values even in float32.*fewer steps"):
+        generate_imagery(POINT, settings(num_images=2), output, model=str(model), device="cpu",
+                         footprint_path=output.with_suffix(".gpkg"))
+    assert output.read_bytes() == b"an earlier result the user keeps"
+    assert sorted(path.name for path in output.parent.iterdir()) == ["synthetic.tif"]
+
+
+def test_half_precision_overflow_is_refused_and_float32_is_the_fix(tmp_path):
+    """What a GPU user meets: a model whose values fit float32 but not float16 (largest 65504). In
+    float16 the sampler overflows; the message names float32, and float32 writes the image."""
+    model = altered_model(tmp_path / "model", "unet", lambda weight: weight * 1e4)
+    output = tmp_path / "synthetic.tif"
+    with pytest.raises(SatVisionError, match=r"NaN or infinite values .*\(float16\).*usually float16 overflow.*"
+                                             r"sample in float32 \(on the command line add --precision float32"):
+        generate_imagery(POINT, settings(), output, model=str(model), device="cpu", precision="float16")
+    assert not output.exists()
+    generate_imagery(POINT, settings(), output, model=str(model), device="cpu", precision="float32")
+    with rasterio.open(output) as dataset:
+        assert dataset.read().std() > 0  # a real picture, not a constant (black) fill
+
+
+def test_scratch_a_killed_generation_left_is_removed_by_the_next_run(model_file, tmp_path):
+    import subprocess
+    import sys
+
+    from satvision.core.scratch import host_tag
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a pid that no longer runs
+    dead.wait()
+    left = tmp_path / f".synthetic_2.abcd1234.p{dead.pid}h{host_tag()}.partial.tif"  # as core.output_group names it
+    left.write_bytes(b"half an image of a run that was killed")
+    generate_imagery(POINT, settings(num_images=2), tmp_path / "synthetic.tif", model=str(model_file), device="cpu")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["synthetic.tif", "synthetic_2.tif"]
