@@ -182,6 +182,20 @@ def compare(arguments: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- evaluate
 
 
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(item) for item in _names(text)]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from error
+
+
+def _number_argument(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from error
+
+
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help=DATA_HELP)
     parser.add_argument("--model", type=Path, default=None, help="model file (default the bundled water-default model)")
@@ -192,26 +206,44 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per batch (default 4)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--threshold", type=_fraction, default=0.5, help="water probability threshold of the mask (default 0.5)")
+    labels = parser.add_argument_group(
+        "labels", "Default: 0 land, 1 water, 255 ignored, any other value is an error. Pixels ignored or nodata in the "
+                  "label, not covered by the model's output or without valid B3/B8 are not scored.")
+    labels.add_argument("--water-values", type=_numbers, default=None, metavar="V[,V...]",
+                        help="label values that mean water; every other labelled value then counts as not water "
+                             "(e.g. 1 for Sen1Floods11, 2 for 1 land / 2 water labels)")
+    labels.add_argument("--ignore-value", type=_number_argument, action="append", default=None, metavar="V",
+                        help="a label value that is not scored, repeatable (e.g. -1 for Sen1Floods11; default 255). "
+                             "The label's nodata is never scored")
+    pairing = parser.add_argument_group(
+        "pairing", "In DATA/images and DATA/labels, the image NAME+IMAGE_SUFFIX.tif pairs with the label "
+                   "NAME+LABEL_SUFFIX.tif (any raster extension); without suffixes the names are the same.")
+    pairing.add_argument("--image-suffix", default="", help="end of every image name before the extension (e.g. _S2Hand)")
+    pairing.add_argument("--label-suffix", default="", help="end of every label name before the extension (e.g. _LabelHand)")
+    parser.add_argument("--output", type=Path, default=None, metavar="FOLDER",
+                        help="write per image the engine's water mask (NAME_water_mask.tif) and a picture (NAME.png: "
+                             "true colour | label | model | NDWI > 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def evaluate(arguments: argparse.Namespace) -> int:
     from ..training.segmentation import evaluate_segmentation
+    from ..training.water_evaluation import LabelConvention, format_report
 
     progress = None if arguments.json else (lambda message: print(message, file=sys.stderr, flush=True))
     result = evaluate_segmentation(
         arguments.model, arguments.data, split=arguments.split, seed=arguments.seed, tile_size=arguments.tile_size,
-        batch_size=arguments.batch_size, device=arguments.device, threshold=arguments.threshold, progress=progress,
+        batch_size=arguments.batch_size, device=arguments.device, threshold=arguments.threshold,
+        labels=LabelConvention.from_options(arguments.water_values, arguments.ignore_value),
+        image_suffix=arguments.image_suffix, label_suffix=arguments.label_suffix, output=arguments.output,
+        progress=progress,
     )
     if arguments.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
-    metrics = result.metrics
-    print(f"Model {result.model_name} ({result.model}) on {len(result.per_image)} image(s), {metrics['pixels']} labelled pixels:")
-    for name in ("accuracy", "iou_water", "mean_iou", "dice", "mean_dice", "cross_entropy"):
-        print(f"  {name:<14} {_number(metrics.get(name))}")
-    for item in result.per_image:
-        print(f"  {Path(item['image']).name}: iou_water {_number(item.get('iou_water'))}, accuracy {_number(item.get('accuracy'))}")
+    print(format_report(result.to_json()))
+    if arguments.output:
+        print(f"Wrote the water masks and pictures to {arguments.output}")
     return 0
 
 

@@ -124,3 +124,58 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
         axis.set_title(title)
     figure.tight_layout()
     return _save(figure, path)
+
+
+#: Colours of the water comparison panels (label, model, NDWI).
+LAND_COLOUR = (0.93, 0.90, 0.80)
+NOT_COUNTED_COLOUR = (0.6, 0.6, 0.6)
+FALSE_WATER_COLOUR = (0.89, 0.10, 0.11)
+MISSED_WATER_COLOUR = (1.0, 0.60, 0.0)
+
+
+def plot_water_comparison(rgb: np.ndarray, label: np.ndarray, counted: np.ndarray, model: np.ndarray,
+                          ndwi: np.ndarray | None, path: Path, title: str = "") -> Path:
+    """True colour | label | model | NDWI > 0 of one evaluated image, with a legend.
+
+    ``label`` holds 0 ignored, 1 land, 2 water; ``counted`` the pixels scored; ``model`` and
+    ``ndwi`` the predicted water (``ndwi`` None: no baseline). The prediction panels colour
+    agreement with the label: water found (blue), water missed (orange), false water (red),
+    land (beige); pixels not scored are grey.
+    """
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
+    truth = label == 2
+    label_colours = np.zeros((*label.shape, 3), dtype=np.float32)
+    label_colours[:] = NOT_COUNTED_COLOUR
+    label_colours[label == 1] = LAND_COLOUR
+    label_colours[truth] = WATER_COLOUR
+
+    def agreement(predicted: np.ndarray) -> np.ndarray:
+        colours = np.zeros((*label.shape, 3), dtype=np.float32)
+        colours[:] = NOT_COUNTED_COLOUR
+        colours[counted & ~predicted & ~truth] = LAND_COLOUR
+        colours[counted & predicted & truth] = WATER_COLOUR
+        colours[counted & ~predicted & truth] = MISSED_WATER_COLOUR
+        colours[counted & predicted & ~truth] = FALSE_WATER_COLOUR
+        return colours
+
+    panels = [(rgb, "true colour"), (label_colours, "label"), (agreement(model), "model")]
+    if ndwi is not None:
+        panels.append((agreement(ndwi), "NDWI > 0"))
+    height, width = label.shape
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * height / max(width, 1) + 0.9))
+    for axis, (picture, name) in zip(axes, panels):
+        axis.imshow(picture, interpolation="nearest")
+        axis.set_title(name)
+        axis.axis("off")
+    legend = [Patch(color=WATER_COLOUR, label="water (label) / water found"),
+              Patch(color=MISSED_WATER_COLOUR, label="water missed"),
+              Patch(color=FALSE_WATER_COLOUR, label="false water"),
+              Patch(color=LAND_COLOUR, label="not water"),
+              Patch(color=NOT_COUNTED_COLOUR, label="not scored (ignored, no data)")]
+    figure.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(figure, path)

@@ -11,7 +11,8 @@ the UNet family.
 - ``checkpoints/``: ``last.safetensors`` + ``last_state.pt`` (resume), ``best.safetensors``.
 
 ``evaluate_segmentation`` runs :func:`inference.segment.segment_raster` on each whole image, as the
-plugin does, and compares the mask and probability it writes with the label window by window.
+plugin does, and compares the mask and probability it writes with the label window by window,
+beside the NDWI > 0 baseline on the same pixels (:mod:`training.water_evaluation`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
 from .. import __version__
 from ..core.errors import SatVisionError
-from ..core.raster import open_raster, read_window
+from ..core.raster import open_raster
 from ..models.architectures import architectures, build_network
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Tiling
 from ..models.modelfile import read_card, save_model
@@ -41,6 +41,7 @@ from .augment import AugmentSettings, PatchAugmentation
 from .reporting import clean_metrics, jsonable, write_comparison, write_json
 from .losses import SegmentationObjective, build_loss
 from .metrics import SegmentationMetrics
+from .water_evaluation import LabelConvention
 from .segmentation_data import (
     IGNORE_INDEX,
     PatchSettings,
@@ -51,7 +52,6 @@ from .segmentation_data import (
     TrainPatches,
     find_pairs,
     ground_sample_distance,
-    label_classes,
     reflectance_statistics,
     split_pairs,
     water_fraction,
@@ -362,9 +362,10 @@ class SegmentationEvaluation:
     metrics: dict[str, Any]
     per_image: list[dict[str, Any]]
     seconds: float
+    water: dict[str, Any] = field(default_factory=dict)  # see training.water_evaluation
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": str(self.model), "model_name": self.model_name, **self.metrics,
+        return {"model": str(self.model), "model_name": self.model_name, **self.metrics, "water": self.water,
                 "per_image": self.per_image, "seconds": round(self.seconds, 2)}
 
 
@@ -378,44 +379,96 @@ def evaluate_segmentation(
     batch_size: int = 4,
     device: str = "auto",
     threshold: float = 0.5,
+    labels: LabelConvention | None = None,
+    image_suffix: str = "",
+    label_suffix: str = "",
+    output: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SegmentationEvaluation:
     """Metrics of a model on labelled pairs, through the real tiled inference engine.
 
     Each image (or, with ``split``, each region of the split training used, same ``seed``) is
-    segmented by :func:`inference.segment.segment_raster` into temporary GeoTIFFs, which are then
-    compared with the label 256 rows at a time. The predicted class is the engine's thresholded
-    mask, the cross-entropy comes from its foreground probability. Pixels that are nodata in the
-    image, the label or the output are not counted.
+    segmented by :func:`inference.segment.segment_raster`, as the algorithm runs it (rasters off
+    the model's UTM grid, e.g. EPSG:4326, are resampled to it and back onto their own grid); the
+    outputs must land on the label's grid. ``labels`` says which label values are water and which
+    are ignored (default 0 land, 1 water, 255 ignore). Water IoU, precision and recall, pooled and
+    mean per image, come with the NDWI > 0 baseline on the same pixels (see
+    :mod:`training.water_evaluation`); accuracy, class IoU, Dice and cross-entropy are pooled.
+    With ``output`` each image's water mask (``NAME_water_mask.tif``) and picture (``NAME.png``:
+    true colour, label, model, NDWI) are written there.
     """
     from ..inference.predictor import Predictor
     from ..inference.segment import SegmentationSettings, segment_raster
     from ..models.catalog import default_model_path
     from ..models.modelfile import load_model
+    from . import water_evaluation as water
 
     started = time.perf_counter()
+    convention = labels or water.LabelConvention()
     path = Path(model_path) if model_path else default_model_path("segmentation")
     network, card = load_model(path, task="segmentation", device="cpu")
     predictor = Predictor(network, card, device)
-    pairs = find_pairs(data)
+    pairs = find_pairs(data, image_suffix, label_suffix)
     regions = _whole_regions(pairs) if split == "all" else split_pairs(pairs, seed).part(split)
+    for region in regions:
+        water.check_pair_grid(region)
+    folder = _evaluation_folder(output, regions)
     engine_settings = SegmentationSettings(tile_size=tile_size, batch_size=batch_size, device=device, threshold=threshold)
     total = SegmentationMetrics(card.class_names(), IGNORE_INDEX)
-    per_image = []
+    per_image, counts = [], []
+    has_ndwi = True
     with tempfile.TemporaryDirectory(prefix="satvision-evaluate-") as scratch:
         for number, region in enumerate(regions, start=1):
             if progress:
                 progress(f"[{number}/{len(regions)}] {region.pair.image.name}")
-            probability_path, mask_path = Path(scratch) / "probability.tif", Path(scratch) / "mask.tif"
+            name = _output_name(region)
+            probability_path = Path(scratch) / "probability.tif"
+            mask_path = folder / f"{name}_water_mask.tif" if folder else Path(scratch) / "mask.tif"
             with open_raster(region.pair.image) as dataset:
                 whole = region.row_start == 0 and region.row_stop == dataset.height
                 bounds = None if whole else window_bounds(Window(0, region.row_start, region.width, region.rows), dataset.transform)
             segment_raster(region.pair.image, predictor, probability_path, mask_path, dataclasses.replace(engine_settings, bounds=bounds))
             metrics = SegmentationMetrics(card.class_names(), IGNORE_INDEX)
-            _compare(probability_path, mask_path, region, len(card.classes), metrics)
+            picture = water.PictureSampler(region.width, region.rows) if folder else None
+            image_counts, image_ndwi = water.compare_image(region, mask_path, probability_path, convention, metrics, picture)
+            has_ndwi &= image_ndwi
             total.merge(metrics)
-            per_image.append({**_region_json(region), **clean_metrics(metrics.compute())})
-    return SegmentationEvaluation(path, card.name, clean_metrics(total.compute()), per_image, time.perf_counter() - started)
+            counts.append(image_counts)
+            per_image.append({**_region_json(region), **clean_metrics(metrics.compute()),
+                              "water": water.clean(image_counts.figures())})
+            if picture is not None:
+                plots.plot_water_comparison(picture.true_colour(region), picture.label, picture.counted, picture.model,
+                                            picture.ndwi if image_ndwi else None, folder / f"{name}.png",
+                                            water.picture_title(name, image_counts, image_ndwi))
+    summary = {**water.clean(water.summarise(counts)), "ndwi_baseline": has_ndwi, "labels": convention.to_json()}
+    if not has_ndwi:
+        for scope in ("pooled", "mean_per_image"):
+            summary[scope]["ndwi"] = {key: None for key in summary[scope]["ndwi"]}
+    return SegmentationEvaluation(path, card.name, clean_metrics(total.compute()), per_image,
+                                  time.perf_counter() - started, summary)
+
+
+def _evaluation_folder(output: str | Path | None, regions: Sequence[Region]) -> Path | None:
+    """The folder for masks and pictures, created; refused when it is a file or an input's folder."""
+    if output is None:
+        return None
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise SatVisionError(f"--output {folder} is a file; give a folder for the masks and pictures.")
+    inputs = {region.pair.image.parent.resolve() for region in regions} | {region.pair.label.parent.resolve() for region in regions}
+    if folder.resolve() in inputs:
+        raise SatVisionError(f"--output {folder} holds the evaluated images or labels; give another folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SatVisionError(f"Cannot create the output folder {folder}: {error.strerror}. Choose a folder you can write to.") from error
+    return folder
+
+
+def _output_name(region: Region) -> str:
+    """The image's name, with the rows when only a band of rows of it was evaluated."""
+    partial = region.rows != region.height
+    return f"{region.pair.name}_rows{region.row_start}-{region.row_stop}" if partial else region.pair.name
 
 
 def _whole_regions(pairs) -> list[Region]:
@@ -424,26 +477,6 @@ def _whole_regions(pairs) -> list[Region]:
         with open_raster(pair.image) as dataset:
             regions.append(Region(pair, 0, dataset.height, dataset.width, dataset.height))
     return regions
-
-
-def _compare(probability_path: Path, mask_path: Path, region: Region, num_classes: int, metrics: SegmentationMetrics,
-             rows_per_block: int = 256) -> None:
-    """Add the engine's outputs (on the region's rows) against the label, block by block."""
-    from ..inference.segment import MASK_NODATA
-
-    with open_raster(probability_path) as probability_file, open_raster(mask_path) as mask_file, \
-            open_raster(region.pair.label) as label_file:
-        if (probability_file.width, probability_file.height) != (region.width, region.rows):
-            raise SatVisionError(f"The inference output of {region.pair.image.name} is not on the label's grid.")
-        for top in range(0, region.rows, rows_per_block):
-            rows = min(rows_per_block, region.rows - top)
-            window = Window(0, top, region.width, rows)
-            probability = probability_file.read(1, window=window)
-            mask = mask_file.read(1, window=window)
-            raw, labelled = read_window(label_file, [1], Window(0, region.row_start + top, region.width, rows))
-            target = label_classes(raw[0], labelled, num_classes, region.pair.label.name)
-            target[mask == MASK_NODATA] = IGNORE_INDEX
-            metrics.update_from_probability(np.where(mask == MASK_NODATA, 0, mask), probability, target)
 
 
 # --------------------------------------------------------------------------- comparison

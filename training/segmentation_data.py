@@ -2,7 +2,12 @@
 
 Pairs come from a folder with ``images/`` and ``labels/`` holding files of the same names, or
 from a manifest (CSV with columns ``image,label``, or a JSON list of ``{"image", "label"}``;
-paths relative to the manifest), which is what the Earth Engine exporter writes.
+paths relative to the manifest), which is what the Earth Engine exporter writes. Datasets whose
+image and label names differ by a fixed suffix (Sen1Floods11: ``<chip>_S2Hand.tif`` and
+``<chip>_LabelHand.tif``) are paired by the name without that suffix: give ``image_suffix`` and
+``label_suffix`` (the CLI's ``--image-suffix _S2Hand --label-suffix _LabelHand``). The rule is
+explicit, never guessed: a name that does not end with its suffix, or a label that is missing or
+found twice, is an error that says so.
 
 Labels are one band of class indices (0 background, 1 water, …). The value 255, the label's
 nodata, and every pixel where the image has no data are ignored (:data:`IGNORE_INDEX`).
@@ -60,18 +65,24 @@ class Pair:
         return self.image.stem
 
 
-def find_pairs(source: str | os.PathLike[str]) -> list[Pair]:
-    """Image/label pairs from a folder (``images/`` + ``labels/``, or a manifest in it) or a manifest file."""
+def find_pairs(source: str | os.PathLike[str], image_suffix: str = "", label_suffix: str = "") -> list[Pair]:
+    """Image/label pairs from a folder (``images/`` + ``labels/``, or a manifest in it) or a manifest file.
+
+    In ``images/`` + ``labels/`` folders an image ``NAME{image_suffix}.EXT`` pairs with the label
+    ``NAME{label_suffix}.EXT2`` (any raster extension); without suffixes the names are the same.
+    """
     path = Path(source)
     if path.is_file():
+        _refuse_suffixes_with_manifest(path, image_suffix, label_suffix)
         return read_manifest(path)
     if not path.is_dir():
         raise SatVisionError(f"The training data {path} does not exist. Give a folder with images/ and labels/, or a manifest (.csv/.json).")
     images, labels = path / "images", path / "labels"
     if images.is_dir() and labels.is_dir():
-        return _pairs_from_folders(images, labels)
+        return _pairs_from_folders(images, labels, image_suffix, label_suffix)
     for name in MANIFEST_NAMES:
         if (path / name).is_file():
+            _refuse_suffixes_with_manifest(path / name, image_suffix, label_suffix)
             return read_manifest(path / name)
     raise SatVisionError(
         f"{path} has no images/ and labels/ subfolders and no {' or '.join(MANIFEST_NAMES)}. Put the image "
@@ -79,15 +90,78 @@ def find_pairs(source: str | os.PathLike[str]) -> list[Pair]:
     )
 
 
-def _pairs_from_folders(images: Path, labels: Path) -> list[Pair]:
-    image_files = sorted(p for p in images.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and not p.name.startswith("."))
+def _refuse_suffixes_with_manifest(manifest: Path, image_suffix: str, label_suffix: str) -> None:
+    if image_suffix or label_suffix:
+        raise SatVisionError(
+            f"Name suffixes pair images/ with labels/ folders, but {manifest.name} is a manifest that lists each pair "
+            "already: leave out --image-suffix/--label-suffix."
+        )
+
+
+def _rasters(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and not p.name.startswith("."))
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:5]) + (f" … (+{len(names) - 5})" if len(names) > 5 else "")
+
+
+def _pairs_from_folders(images: Path, labels: Path, image_suffix: str = "", label_suffix: str = "") -> list[Pair]:
+    image_files = _rasters(images)
     if not image_files:
         raise SatVisionError(f"{images} holds no rasters ({', '.join(RASTER_SUFFIXES)}).")
-    missing = [p.name for p in image_files if not (labels / p.name).is_file()]
+    if not image_suffix and not label_suffix:
+        missing = [p.name for p in image_files if not (labels / p.name).is_file()]
+        if missing:
+            raise SatVisionError(
+                f"{len(missing)} image(s) in {images} have no label of the same name in {labels}: {_shown(missing)}."
+                + _suffix_hint(image_files, _rasters(labels))
+            )
+        return [Pair(p, labels / p.name) for p in image_files]
+    unsuffixed = [p.name for p in image_files if not p.stem.endswith(image_suffix)]
+    if unsuffixed:
+        raise SatVisionError(
+            f"{len(unsuffixed)} image(s) in {images} do not end with the image suffix {image_suffix!r}: {_shown(unsuffixed)}. "
+            "Give the suffix every image name ends with (before the extension) as --image-suffix, or move other files away."
+        )
+    by_stem: dict[str, list[Path]] = {}
+    for label in _rasters(labels):
+        by_stem.setdefault(label.stem, []).append(label)
+    pairs, missing = [], []
+    for image in image_files:
+        key = image.stem[: len(image.stem) - len(image_suffix)] if image_suffix else image.stem
+        found = by_stem.get(key + label_suffix, [])
+        if len(found) > 1:
+            raise SatVisionError(
+                f"The image {image.name} matches {len(found)} labels in {labels} ({', '.join(p.name for p in found)}): "
+                "keep one raster per label name."
+            )
+        if not found:
+            missing.append(f"{image.name} (looked for {key + label_suffix}.*)")
+        else:
+            pairs.append(Pair(image, found[0]))
     if missing:
-        shown = ", ".join(missing[:5]) + (f" … (+{len(missing) - 5})" if len(missing) > 5 else "")
-        raise SatVisionError(f"{len(missing)} image(s) in {images} have no label of the same name in {labels}: {shown}.")
-    return [Pair(p, labels / p.name) for p in image_files]
+        raise SatVisionError(
+            f"{len(missing)} image(s) in {images} have no label in {labels} under the rule image NAME{image_suffix} -> "
+            f"label NAME{label_suffix}: {_shown(missing)}. Check --image-suffix and --label-suffix."
+        )
+    return pairs
+
+
+def _suffix_hint(image_files: Sequence[Path], label_files: Sequence[Path]) -> str:
+    """The ``--image-suffix/--label-suffix`` that would pair these folders, when the names differ
+    only by one suffix after their last underscore (as Sen1Floods11's ``_S2Hand``/``_LabelHand``)."""
+
+    def split(files: Sequence[Path]) -> tuple[set[str], set[str]]:
+        parts = [p.stem.rpartition("_") for p in files]
+        return {head for head, sep, _ in parts if sep}, {sep + tail for _, sep, tail in parts if sep}
+
+    image_keys, image_suffixes = split(image_files)
+    label_keys, label_suffixes = split(label_files)
+    if len(image_suffixes) == 1 and len(label_suffixes) == 1 and image_keys and image_keys <= label_keys:
+        return (f" The names differ by a suffix: pair them with --image-suffix {next(iter(image_suffixes))} "
+                f"--label-suffix {next(iter(label_suffixes))}.")
+    return " Give labels the image's file name, or pair names that differ by a suffix with --image-suffix/--label-suffix."
 
 
 def read_manifest(path: Path) -> list[Pair]:
