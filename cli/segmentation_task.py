@@ -85,6 +85,21 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     augment.add_argument("--jitter-offset", type=float, default=0.01, help="per-band offset in ±O reflectance (default 0.01)")
     augment.add_argument("--simulate-l2a", type=_fraction, default=0.0, metavar="P",
                          help="probability of subtracting a dark-object offset per band, imitating L2A (default 0)")
+    augment.add_argument("--turbid", type=_fraction, default=0.0, metavar="P",
+                         help="probability of turning a patch's water turbid (sediment-laden), label kept (default 0)")
+    augment.add_argument("--algae", type=_fraction, default=0.0, metavar="P",
+                         help="probability of giving a patch's water an algae-bloom spectrum, label kept (default 0)")
+    augment.add_argument("--clouds", type=_fraction, default=0.0, metavar="P",
+                         help="probability of a soft cloud with its shadow; label under thick cloud ignored (default 0)")
+    augment.add_argument("--sun-gain", type=_fraction, default=0.0, metavar="P",
+                         help="probability of one illumination gain in [0.7, 1.3] for the whole patch (default 0)")
+    augment.add_argument("--haze", type=_fraction, default=0.0, metavar="P",
+                         help="probability of haze: path radiance falling with wavelength, up to 0.08 in B2 (default 0)")
+    augment.add_argument("--baseline-offset", type=_fraction, default=0.0, metavar="P",
+                         help="probability of adding the +1000 DN offset of processing baseline >= 04.00, as un-harmonised "
+                              "inputs carry it (default 0)")
+    augment.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                         help="Gaussian noise per pixel, sigma drawn per patch up to SIGMA reflectance, e.g. 0.005 (default 0)")
 
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument("--epochs", type=int, default=30)
@@ -123,6 +138,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_arguments(arguments: argparse.Namespace):
     from ..training.augment import AugmentSettings
+    from ..training.water_augment import WaterAugmentSettings
     from ..training.segmentation import SegmentationTrainingSettings
     from ..training.trainer import TrainerConfig
 
@@ -138,6 +154,10 @@ def settings_from_arguments(arguments: argparse.Namespace):
         flips=not arguments.no_flips, rotations=not arguments.no_flips, elastic_p=arguments.elastic,
         jitter_p=arguments.jitter, gain=arguments.jitter_gain, offset=arguments.jitter_offset,
         simulate_l2a_p=arguments.simulate_l2a,
+        water=WaterAugmentSettings(
+            turbid_p=arguments.turbid, algae_p=arguments.algae, clouds_p=arguments.clouds, sun_gain_p=arguments.sun_gain,
+            haze_p=arguments.haze, baseline_offset_p=arguments.baseline_offset, noise_sigma=arguments.noise,
+        ),
     )
     return SegmentationTrainingSettings(
         data=arguments.data, output=arguments.output, architecture=getattr(arguments, "architecture", "unet"),

@@ -13,13 +13,17 @@ Radiometric transforms work per band on raw raster values, with offsets given in
   percentile of the patch), imitating the atmospheric correction from L1C (top of atmosphere)
   to L2A (surface reflectance), which removes path radiance and darkens mostly blue and green.
   A model trained on L1C with this augmentation copes better with L2A inputs.
+
+Physical augmentations for water (turbid and algae water, clouds and shadows, sun-angle gain,
+haze, the +1000 baseline offset, noise; all off by default) live in :mod:`training.water_augment`
+and need the model's band names (``PatchAugmentation(..., bands=...)``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +31,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .segmentation_data import IGNORE_INDEX
+from .water_augment import PhysicalAugmentation, WaterAugmentSettings
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class AugmentSettings:
     simulate_l2a_p: float = 0.0
     l2a_percentile: float = 1.0  # the dark-object value of a band: this percentile of its valid pixels
     l2a_share: tuple[float, float] = (0.3, 1.0)  # share of the dark-object value subtracted
+    water: WaterAugmentSettings = field(default_factory=WaterAugmentSettings)  # physical, all off by default
 
 
 class RandomRot90(v2.Transform):
@@ -116,34 +122,49 @@ class SimulateL2A(v2.Transform):
 
 
 class PatchAugmentation:
-    """Callable ``(values, valid, label) → (values, valid, label)`` as tensors, for the datasets."""
+    """Callable ``(values, valid, label) → (values, valid, label)`` as tensors, for the datasets.
 
-    def __init__(self, settings: AugmentSettings, reflectance_scale: float) -> None:
+    Order: geometric transforms, then the physical water steps (surface, clouds, light, haze;
+    :mod:`training.water_augment`, which need ``bands``), then the L2A simulation and jitter, then the
+    sensor steps (baseline offset, noise). Steps that are off draw no random numbers, so runs with
+    the physical steps off repeat those made before they existed.
+    """
+
+    def __init__(self, settings: AugmentSettings, reflectance_scale: float, bands: Sequence[str] | None = None) -> None:
         fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
-        steps: list[v2.Transform] = []
+        geometric: list[v2.Transform] = []
         if settings.flips:
-            steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
+            geometric += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
         if settings.rotations:
-            steps.append(RandomRot90())
+            geometric.append(RandomRot90())
         if settings.elastic_p > 0:
             elastic = v2.ElasticTransform(alpha=settings.elastic_alpha, sigma=settings.elastic_sigma, fill=fill)
-            steps.append(v2.RandomApply([elastic], p=settings.elastic_p))
+            geometric.append(v2.RandomApply([elastic], p=settings.elastic_p))
+        radiometric: list[v2.Transform] = []
         if settings.simulate_l2a_p > 0:
-            steps.append(SimulateL2A(settings.simulate_l2a_p, settings.l2a_percentile, settings.l2a_share))
+            radiometric.append(SimulateL2A(settings.simulate_l2a_p, settings.l2a_percentile, settings.l2a_share))
         if settings.jitter_p > 0 and (settings.gain > 0 or settings.offset > 0):
-            steps.append(MultispectralJitter(settings.gain, settings.offset, reflectance_scale, p=settings.jitter_p))
-        self.transform = v2.Compose(steps)
+            radiometric.append(MultispectralJitter(settings.gain, settings.offset, reflectance_scale, p=settings.jitter_p))
+        self.geometric = v2.Compose(geometric) if geometric else v2.Identity()
+        self.radiometric = v2.Compose(radiometric) if radiometric else v2.Identity()
+        self.physical = PhysicalAugmentation(settings.water, bands, reflectance_scale) if settings.water.enabled() else None
 
     def __call__(self, values: Any, valid: Any, label: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image = tv_tensors.Image(torch.as_tensor(np.asarray(values), dtype=torch.float32))
         # labels and validity as one mask: 255 in the validity channel (fill) means "no data"
         mask = tv_tensors.Mask(torch.stack([torch.as_tensor(np.asarray(label), dtype=torch.uint8),
                                             torch.as_tensor(np.asarray(valid), dtype=torch.uint8)]))
-        image, mask = self.transform(image, mask)
+        image, mask = self.geometric(image, mask)
         valid_out = mask[1] == 1
         label_out = torch.where(valid_out, mask[0], IGNORE_INDEX)
-        values_out = image.as_subclass(torch.Tensor) * valid_out
-        return values_out, valid_out, label_out.long()
+        if self.physical is not None:
+            physical, label_out = self.physical(image.as_subclass(torch.Tensor), valid_out, label_out)
+            image = tv_tensors.wrap(physical, like=image)
+        image, mask = self.radiometric(image, mask)
+        values_out = image.as_subclass(torch.Tensor)
+        if self.physical is not None:
+            values_out = self.physical.sensor(values_out, valid_out)
+        return values_out * valid_out, valid_out, label_out.long()
 
 
 class RoughWater:

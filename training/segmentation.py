@@ -190,7 +190,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         mean, std = reflectance_statistics(plain, min(length, STATISTICS_PATCHES), settings.reflectance_scale)
         card = _new_card(settings, params, pairs, split, mean, std)
 
-    train_data = TrainPatches(source, split.train, patch, length, settings.seed, PatchAugmentation(settings.augment, settings.reflectance_scale))
+    train_data = TrainPatches(source, split.train, patch, length, settings.seed, PatchAugmentation(settings.augment, settings.reflectance_scale, settings.bands))
     val_data = TileSet(source, split.validation, settings.patch_size, settings.max_validation_tiles, settings.seed)
     test_data = TileSet(source, split.test, settings.patch_size, settings.max_validation_tiles, settings.seed)
 
