@@ -63,7 +63,11 @@ PARAMETER_HELP = {
     ),
     COMPOSITE: "How the scenes become one image: the median of clear pixels, the least-cloudy scene, or the most recent clear pixel.",
     LEVEL: "L2A: surface reflectance (atmospherically corrected). L1C: top-of-atmosphere reflectance.",
-    BANDS: "Sentinel-2 bands to download, written in catalogue order with their names as band descriptions.",
+    BANDS: (
+        "Sentinel-2 bands to download, written in catalogue order with their names as band descriptions. The default "
+        "B2, B3, B4, B8, B11, B12 is what the bundled 6-band water model needs; all bands come at the chosen "
+        "resolution (Earth Engine resamples the 20 m bands B11 and B12 to it)."
+    ),
     RESOLUTION: "Pixel size of the output in metres; the grid is snapped to it.",
     CRS: "CRS of the output; empty: the UTM zone of the extent's centre.",
     WATER_LABEL: (

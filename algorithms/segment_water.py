@@ -58,7 +58,9 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         "Finds water in a Sentinel-2 (or similar multispectral) raster of any size and writes "
         "water polygons (with holes) to a vector layer in the raster's CRS, with area_m2, "
         "perimeter_m and mean_probability attributes.\n\n"
-        "<b>Model</b>: empty for the bundled default water model, the name of a model from "
+        "<b>Model</b>: empty for the bundled default water model (the 6-band model, B2, B3, B4, B8, "
+        "B11, B12, when the raster has those bands by description, else the 4-band one, B2, B3, B4, B8; "
+        "with Bands given, the one with that many bands; the log says which ran and why), the name of a model from "
         "the user models folder (Processing options or SATVISION_MODELS_DIR), or a .safetensors "
         "model file. The model card says which bands the model needs (e.g. B2, B3, B4, B8): they "
         "are matched with the raster's band descriptions; choose <b>Bands</b> only to map them by "
@@ -97,7 +99,8 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
     parameter_help = {
         INPUT: "A multispectral raster read by GDAL (e.g. a Sentinel-2 GeoTIFF) in any CRS, of any size.",
         MODEL: (
-            "Empty: the bundled default water model. Otherwise the name of a model in the user models folder "
+            "Empty: a bundled default water model, 6-band (B2, B3, B4, B8, B11, B12) when the raster has those "
+            "bands, else 4-band (B2, B3, B4, B8). Otherwise the name of a model in the user models folder "
             "(Processing options or SATVISION_MODELS_DIR) or the path of a SatVision .safetensors model file."
         ),
         BANDS: (

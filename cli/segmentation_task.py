@@ -218,7 +218,7 @@ def _number_argument(text: str) -> float:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help=DATA_HELP)
-    parser.add_argument("--model", type=Path, default=None, help="model file (default the bundled water-default model)")
+    parser.add_argument("--model", type=Path, default=None, help="model file (default: the bundled 6-band water model when every image has B11 and B12, else the 4-band one)")
     parser.add_argument("--split", choices=("all", "train", "validation", "test"), default="all",
                         help="evaluate every pair (default), or one part of the split training made (same --seed)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (with --split)")

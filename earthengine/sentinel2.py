@@ -24,7 +24,9 @@ BANDS = {
     "L1C": SPECTRAL_BANDS,
     "L2A": tuple(band for band in SPECTRAL_BANDS if band != "B10") + ("SCL",),
 }
-DEFAULT_BANDS = ("B2", "B3", "B4", "B8")
+#: What the bundled 6-band water model needs. All bands share one download grid, so Earth Engine
+#: resamples the 20 m SWIR bands (B11, B12) to the chosen resolution (10 m by default).
+DEFAULT_BANDS = ("B2", "B3", "B4", "B8", "B11", "B12")
 CLOUD_MASKS = ("cloud_score_plus", "scl", "none")
 COMPOSITES = ("median", "least_cloudy", "mosaic")
 WATER_LABELS = ("none", "jrc", "hansen")
@@ -74,7 +76,7 @@ class Sentinel2Query:
             if value not in allowed:
                 raise SatVisionError(f"Unknown {name} {value!r}; choose one of {', '.join(allowed)}.")
         if not self.bands:
-            raise SatVisionError("No bands chosen; pick at least one (default B2, B3, B4, B8).")
+            raise SatVisionError(f"No bands chosen; pick at least one (default {', '.join(DEFAULT_BANDS)}).")
         unknown = [band for band in self.bands if band not in BANDS[self.level]]
         if unknown:
             extra = " SCL exists only in L2A." if "SCL" in unknown else ""

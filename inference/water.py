@@ -22,7 +22,7 @@ from ..core.raster import bounded_block_cache, extent_window, open_raster
 from ..core.scratch import remove_stale_scratch, scratch_folder
 from ..core.terminate import cleanup_on_terminate
 from ..core.vectorize import VectorizeSummary, vectorize_mask
-from ..models.catalog import resolve_model
+from ..models.catalog import BUNDLED_MODELS_DIR, default_water_candidates, default_water_model, resolve_model
 from ..models.card import ModelCard
 from ..models.modelfile import load_model
 from .predictor import Predictor, augmentation_note
@@ -58,13 +58,21 @@ def segment_water(
     progress: Callable[[float], None] | None = None,
     is_cancelled: Callable[[], bool] | None = None,
     log: Callable[[str], None] | None = None,
+    bundled_models_dir: Path = BUNDLED_MODELS_DIR,
 ) -> WaterResult:
-    """Segment water in ``raster`` and write polygons to ``polygons_path`` (any OGR format by extension)."""
+    """Segment water in ``raster`` and write polygons to ``polygons_path`` (any OGR format by extension).
+
+    Without ``model`` the default water model of ``bundled_models_dir`` that suits the raster runs
+    (see :func:`default_model_for_raster`); the log says which and why.
+    """
     report = progress or (lambda fraction: None)
     cancelled = is_cancelled or (lambda: False)
     say = log or (lambda message: None)
     polygons_path = Path(polygons_path)
-    model_path = resolve_model(model, "segmentation", user_model_dirs)
+    if model is None or not str(model).strip():
+        model_path = default_model_for_raster(raster, settings.band_positions, bundled_models_dir, say)
+    else:
+        model_path = resolve_model(model, "segmentation", user_model_dirs)
     # fail before minutes of inference, not after
     folders = check_outputs(
         inputs={"INPUT": raster, "MODEL": model_path},
@@ -79,6 +87,18 @@ def segment_water(
     with cleanup_on_terminate(), explain_no_space(polygons_path.parent, sum(needs.values())):
         return _segment_water(raster, polygons_path, model_path, probability_path, mask_path, settings, min_area_m2,
                               simplify_m, report, cancelled, say)
+
+
+def default_model_for_raster(raster: str | Path, band_positions, bundled_models_dir: Path = BUNDLED_MODELS_DIR,
+                             log: Callable[[str], None] | None = None) -> Path:
+    """The bundled water model for ``raster`` (6-band when it has B11 and B12 by description, else
+    4-band; by count with explicit ``band_positions``), logged with the reason."""
+    with open_raster(raster) as dataset:
+        descriptions = list(dataset.descriptions)
+    choice = default_water_model(descriptions, band_positions, default_water_candidates(bundled_models_dir))
+    if log:
+        log(choice.reason)
+    return choice.path
 
 
 def space_needed(raster: str | Path, settings: SegmentationSettings, scratch: Path,

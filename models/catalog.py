@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..core.errors import SatVisionError
 from .card import ModelCard
@@ -171,15 +171,88 @@ def model_choices(task: str, user_dirs: Iterable[str | os.PathLike[str]] = ()) -
             for entry in list_models(user_dirs, task=task)]
 
 
-#: The bundled model each task uses when the user names none.
+#: The bundled model each task uses when the user names none (for water: the fallback of
+#: :data:`DEFAULT_WATER_MODELS`, which :func:`default_water_model` chooses from).
 DEFAULT_MODELS = {"segmentation": "water-default.safetensors", "classification": "landcover-default.safetensors"}
 
+#: The bundled water models, preferred first: the 6-band model (B2, B3, B4, B8, B11, B12; SWIR
+#: separates turbid water from wet soil and shadow) when the raster has its bands, else the 4-band one.
+DEFAULT_WATER_MODELS = ("water-default-6band.safetensors", DEFAULT_MODELS["segmentation"])
 
-def default_model_path(task: str) -> Path:
+
+@dataclass(frozen=True)
+class DefaultChoice:
+    """The default model chosen for a raster, and why (a line for the log)."""
+
+    path: Path
+    reason: str
+
+
+def default_water_candidates(bundled_dir: Path = BUNDLED_MODELS_DIR) -> list[Path]:
+    """The bundled water model files of :data:`DEFAULT_WATER_MODELS` present in ``bundled_dir``, preferred first."""
+    return [bundled_dir / name for name in DEFAULT_WATER_MODELS if (bundled_dir / name).is_file()]
+
+
+def default_water_model(
+    band_descriptions: Sequence[str | None],
+    band_positions: Sequence[int] | None = None,
+    candidates: Sequence[Path] | None = None,
+) -> DefaultChoice:
+    """The default water model for a raster with ``band_descriptions``, and why.
+
+    ``candidates`` are model files, preferred first (default: the bundled ones). With explicit
+    ``band_positions`` the model whose band count equals the number of positions is chosen (or a
+    :class:`SatVisionError` says none has it); otherwise the first candidate whose bands the raster
+    has by description (matched as :func:`core.bands.match_bands` matches), else the last one, whose
+    band check then reports precisely what is missing.
+    """
+    from ..core.bands import normalise_band_name
+    from .modelfile import read_card
+
+    paths = list(default_water_candidates() if candidates is None else candidates)
+    if not paths:
+        raise SatVisionError(
+            f"No model was given and no default water model ({', '.join(DEFAULT_WATER_MODELS)}) is installed in "
+            f"{BUNDLED_MODELS_DIR}. Pass a model file (--model FILE or the Model parameter), reinstall the plugin, "
+            "or train one with `satvision train segmentation --data DATA --output DIR` and copy its model.safetensors there."
+        )
+    cards = [(path, read_card(path)) for path in paths]
+
+    def label(card: ModelCard) -> str:
+        return f"{len(card.bands)}-band ({', '.join(card.bands)})"
+
+    if band_positions:
+        for path, card in cards:
+            if len(card.bands) == len(band_positions):
+                return DefaultChoice(path, f"Default water model: {label(card)}, as the Bands parameter gives "
+                                           f"{len(band_positions)} raster bands")
+        counts = " or ".join(str(len(card.bands)) for _, card in cards)
+        raise SatVisionError(
+            f"The Bands parameter gives {len(band_positions)} raster band(s), but the default water models need "
+            f"{counts} ({'; '.join(label(card) for _, card in cards)}). Fix: give {counts} bands in the model's "
+            "order, leave Bands empty to match bands by description, or choose a model with that many bands."
+        )
+    available = {normalise_band_name(text) for text in band_descriptions if text}
+    for path, card in cards[:-1]:
+        if all(normalise_band_name(band) in available for band in card.bands):
+            extra = [band for band in card.bands if band not in cards[-1][1].bands]
+            return DefaultChoice(path, f"Default water model: {label(card)} (the raster has "
+                                       f"{' and '.join(extra) or 'all its bands'})")
+    path, card = cards[-1]
+    if len(cards) == 1:
+        others = [name for name in DEFAULT_WATER_MODELS if name != path.name]
+        why = f"the other default, {', '.join(others)}, is not installed" if others else "the only default"
+        return DefaultChoice(path, f"Default water model: {label(card)} ({why})")
+    missing = [band for band in cards[0][1].bands if normalise_band_name(band) not in available]
+    return DefaultChoice(path, f"Default water model: {label(card)} (the raster has no {'/'.join(missing)} band: "
+                               "fetch them or stack them, see README, \"The bundled water model\")")
+
+
+def default_model_path(task: str, bundled_dir: Path = BUNDLED_MODELS_DIR) -> Path:
     """The bundled default model file of ``task``; fails naming the file and how to make it."""
     if task not in DEFAULT_MODELS:
         raise SatVisionError(f"There is no default {task} model; choose a model file.")
-    path = BUNDLED_MODELS_DIR / DEFAULT_MODELS[task]
+    path = bundled_dir / DEFAULT_MODELS[task]
     if not path.is_file():
         raise SatVisionError(
             f"No model was given and the default {task} model {path} is missing. Pass a model file "

@@ -79,12 +79,12 @@ def test_a_typical_request_serialises_collection_filters_cloud_mask_composite_an
     assert "COPERNICUS/S2_SR_HARMONIZED" in values and "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED" in values
     assert ["cs_cdf"] in values and 0.6 in values
     assert "JRC/GSW1_4/GlobalSurfaceWater" in values and ["occurrence"] in values and 50 in values
-    assert ["B2", "B3", "B4", "B8"] in values
+    assert ["B2", "B3", "B4", "B8", "B11", "B12"] in values  # the default: the 6-band water model's bands
     filters = {name: args for name, args in invocations(expression) if name.startswith("Filter.")}
     # "at most 20 %" serialises as not(CLOUDY_PIXEL_PERCENTAGE > 20)
     assert {"Filter.not", "Filter.greaterThan", "Filter.dateRangeContains", "Filter.intersects"} <= set(filters)
     assert "CLOUDY_PIXEL_PERCENTAGE" in constants(filters["Filter.greaterThan"]) and 20 in constants(filters["Filter.greaterThan"])
-    assert pixel_bodies[0]["bandIds"] == ["B2", "B3", "B4", "B8", "water_label"]
+    assert pixel_bodies[0]["bandIds"] == ["B2", "B3", "B4", "B8", "B11", "B12", "water_label"]
     assert pixel_bodies[0]["fileFormat"] == "NPY"
     dates = [name for name, _ in invocations(expression) if name == "DateRange"]
     assert dates  # the date filter's range; end is the day after the inclusive end date
@@ -164,7 +164,7 @@ def test_the_mosaic_is_exact_with_no_seam_gap_or_overlap(server, tmp_path):
         assert dataset.crs.to_epsg() == 32618
         assert dataset.transform == expected_grid.transform
         assert (dataset.width, dataset.height) == (expected_grid.width, expected_grid.height)
-        assert dataset.descriptions == ("B2", "B3", "B4", "B8") and dataset.nodata == 0
+        assert dataset.descriptions == ("B2", "B3", "B4", "B8", "B11", "B12") and dataset.nodata == 0
         assert dataset.tags()["reflectance_scale"] == "10000"
         pixels = dataset.read()
     transform = {"scaleX": 10.0, "scaleY": -10.0, "translateX": expected_grid.transform.c, "translateY": expected_grid.transform.f}
@@ -217,11 +217,11 @@ def test_cancelling_stops_the_requests_and_writes_nothing(server, tmp_path):
 
 
 def test_an_area_over_the_size_limit_is_refused_before_any_request(server, tmp_path):
-    with pytest.raises(SatVisionError, match=r"would be 96\d\.\d kB \(359 x 337 px x 4 bands at 10 m\), over the limit of 500\.0 kB"):
+    with pytest.raises(SatVisionError, match=r"would be 1\.5 MB \(359 x 337 px x 6 bands at 10 m\), over the limit of 500\.0 kB"):
         fetch(tmp_path, max_megabytes=0.5)
     assert server.requests == []
     grid, tile_size, estimated = plan(Sentinel2Query("2024-06-01", "2024-06-30"), FetchSettings(bounds=BOUNDS))
-    assert estimated == grid.width * grid.height * 4 * 2 and tile_size == 512
+    assert estimated == grid.width * grid.height * 6 * 2 and tile_size == 512
 
 
 def test_an_empty_collection_says_how_many_scenes_were_too_cloudy(server, tmp_path):
@@ -339,9 +339,9 @@ def test_cli_fetch_sentinel2_writes_the_geotiff(server, tmp_path, capsys):
     code = main(["fetch", "sentinel2", f"--bounds={','.join(map(str, BOUNDS))}", "--start", "2024-06-01", "--end", "2024-06-30",
                  "--project", PROJECT, "--water-label", "hansen", "--output", str(tmp_path / "cli.tif"), "--quiet"])
     assert code == 0
-    assert "bands B2,B3,B4,B8,water_label, 3 scenes" in capsys.readouterr().out
+    assert "bands B2,B3,B4,B8,B11,B12,water_label, 3 scenes" in capsys.readouterr().out
     with rasterio.open(tmp_path / "cli.tif") as dataset:
-        assert dataset.count == 5 and dataset.descriptions[-1] == "water_label"
+        assert dataset.count == 7 and dataset.descriptions[-1] == "water_label"
     assert main(["fetch", "sentinel2", "--bounds", "1,2,3", "--start", "2024-06-01", "--end", "2024-06-30",
                  "--output", str(tmp_path / "x.tif")]) == 2
     assert "four numbers" in capsys.readouterr().err
@@ -355,7 +355,7 @@ def test_cli_dry_run_prints_the_plan_and_the_serialised_request_without_sending_
     report = json.loads(capsys.readouterr().out)
     grid = output_grid(BOUNDS, "EPSG:4326", 10.0)
     assert report["grid"] == {"crs": "EPSG:32618", "transform": list(grid.transform)[:6], "width": grid.width, "height": grid.height}
-    assert report["requests"] == 1 and report["bands"] == ["B2", "B3", "B4", "B8"]
+    assert report["requests"] == 1 and report["bands"] == ["B2", "B3", "B4", "B8", "B11", "B12"]
     request = report["first_request"]
     assert "ImageCollection.mosaic" in function_names(request["expression"])
     assert request["grid"]["dimensions"] == {"width": grid.width, "height": grid.height}

@@ -59,8 +59,8 @@ def test_fetch_writes_a_georeferenced_geotiff_and_logs_the_scenes(plugin, offlin
     assert [scene["date"] for scene in json.loads(result["SCENES"])] == ["2024-06-12", "2024-06-17", "2024-06-27"]
     with rasterio.open(output) as dataset:
         assert dataset.crs.to_epsg() == 32618 and dataset.res == (10.0, 10.0) and dataset.nodata == 0
-        assert dataset.descriptions == ("B2", "B3", "B4", "B8", "water_label")
-        assert result["BYTES_FETCHED"] == dataset.width * dataset.height * 5 * 2
+        assert dataset.descriptions == ("B2", "B3", "B4", "B8", "B11", "B12", "water_label")  # SWIR by default, at 10 m
+        assert result["BYTES_FETCHED"] == dataset.width * dataset.height * 7 * 2
     log = "\n".join(feedback.lines)
     assert "20240612T155819_20240612T160709_T18SVH (2024-06-12, 3.1 % cloud)" in log and "Fetched" in log
     assert "test-refresh-token-not-real" not in log
@@ -84,7 +84,7 @@ def test_fetch_over_a_polygon_layer_in_another_crs(plugin, offline_earth_engine,
         ({"EXTENT": "-75.9,-75.9,37.2,37.3 [EPSG:4326]"}, "zero area"),
         ({}, "Give an extent, or a polygon layer"),
         ({"EXTENT": EXTENT, "PROJECT": "My Project"}, "looks like a project \\*name\\*"),
-        ({"EXTENT": EXTENT, "WATER_LABEL": 1, "MAX_MEGABYTES": 1}, r"would be 1.2 MB .*over the limit of 1.0 MB"),
+        ({"EXTENT": EXTENT, "WATER_LABEL": 1, "MAX_MEGABYTES": 1}, r"would be 1.7 MB .*x 7 bands.*over the limit of 1.0 MB"),
         ({"EXTENT": EXTENT, "LEVEL": 1, "CLOUD_MASK": 1}, "needs L2A"),
     ],
 )
@@ -132,7 +132,7 @@ def test_fetch_through_qgis_process(qgis_process, offline_earth_engine, tmp_path
     ))
     assert answer["results"]["SCENE_COUNT"] == 3 and Path(answer["results"]["OUTPUT"]) == output
     with rasterio.open(output) as dataset:
-        assert dataset.crs.to_epsg() == 32618 and dataset.count == 4
+        assert dataset.crs.to_epsg() == 32618 and dataset.count == 6  # B2, B3, B4, B8, B11, B12 by default
 
 
 def test_qgis_process_with_a_service_account_key_and_without_credentials(qgis_process, offline_earth_engine, tmp_path):

@@ -384,6 +384,7 @@ def evaluate_segmentation(
     label_suffix: str = "",
     output: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    bundled_models_dir: Path | None = None,
 ) -> SegmentationEvaluation:
     """Metrics of a model on labelled pairs, through the real tiled inference engine.
 
@@ -395,20 +396,26 @@ def evaluate_segmentation(
     mean per image, come with the NDWI > 0 baseline on the same pixels (see
     :mod:`training.water_evaluation`); accuracy, class IoU, Dice and cross-entropy are pooled.
     With ``output`` each image's water mask (``NAME_water_mask.tif``) and picture (``NAME.png``:
-    true colour, label, model, NDWI) are written there.
+    true colour, label, model, NDWI) are written there. Without ``model_path`` the bundled water model
+    that suits every image runs (:func:`training.water_evaluation.default_model`; ``bundled_models_dir``
+    overrides the bundled folder), and ``progress`` says which and why.
     """
     from ..inference.predictor import Predictor
     from ..inference.segment import SegmentationSettings, segment_raster
-    from ..models.catalog import default_model_path
     from ..models.modelfile import load_model
     from . import water_evaluation as water
 
     started = time.perf_counter()
     convention = labels or water.LabelConvention()
-    path = Path(model_path) if model_path else default_model_path("segmentation")
+    pairs = find_pairs(data, image_suffix, label_suffix)
+    if model_path:
+        path = Path(model_path)
+    else:  # the 6-band default when every image has B11 and B12, else the 4-band one
+        path, reason = water.default_model([pair.image for pair in pairs], bundled_models_dir)
+        if progress:
+            progress(reason)
     network, card = load_model(path, task="segmentation", device="cpu")
     predictor = Predictor(network, card, device)
-    pairs = find_pairs(data, image_suffix, label_suffix)
     regions = _whole_regions(pairs) if split == "all" else split_pairs(pairs, seed).part(split)
     for region in regions:
         water.check_pair_grid(region)

@@ -196,6 +196,21 @@ def summarise(images: Sequence[ImageCounts]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reading
 
 
+def default_model(images: Sequence[Path], bundled_dir: Path | None = None) -> tuple[Path, str]:
+    """The bundled water model for all ``images`` and why: the 6-band model only when every image has
+    its bands by description (one model is measured on them all), else the 4-band one."""
+    from ..core.bands import normalise_band_name
+    from ..models.catalog import BUNDLED_MODELS_DIR, default_water_candidates, default_water_model
+
+    common: set[str] | None = None
+    for image in images:
+        with open_raster(image) as dataset:
+            names = {normalise_band_name(text) for text in dataset.descriptions if text}
+        common = names if common is None else common & names
+    choice = default_water_model(sorted(common or ()), None, default_water_candidates(bundled_dir or BUNDLED_MODELS_DIR))
+    return choice.path, choice.reason.replace("the raster has", "every image has" if len(images) > 1 else "the raster has")
+
+
 def ndwi_band_indexes(dataset: Any) -> list[int] | None:
     """1-based indexes of B3 and B8 (by band description), None when the raster lacks them."""
     try:
