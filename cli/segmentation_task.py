@@ -26,11 +26,19 @@ def _names(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _integers(text: str) -> list[int]:
-    try:
-        return [int(item) for item in _names(text)]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from error
+def _list_of(kind: type, what: str):
+    """An argparse type reading comma-separated values of ``kind`` (``what`` names them in errors)."""
+
+    def parse(text: str) -> list:
+        try:
+            return [kind(item) for item in _names(text)]
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from error
+
+    return parse
+
+
+_integers = _list_of(int, "integers")
 
 
 def _fraction(text: str) -> float:
@@ -202,11 +210,7 @@ def compare(arguments: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- evaluate
 
 
-def _numbers(text: str) -> list[float]:
-    try:
-        return [float(item) for item in _names(text)]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from error
+_numbers = _list_of(float, "numbers")
 
 
 def _number_argument(text: str) -> float:

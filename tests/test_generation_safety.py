@@ -241,7 +241,7 @@ def altered_model(folder: Path, component: str, change) -> Path:
     release = make_released_checkpoint(folder / "release")
     if component == "unet":
         weights = release / "checkpoint-150000" / "unet" / "diffusion_pytorch_model.bin"
-        state = torch.load(weights)
+        state = torch.load(weights, weights_only=True)
         state["conv_out.weight"] = change(state["conv_out.weight"])
         torch.save(state, weights)
     else:
