@@ -29,6 +29,7 @@ from .device_choices import DEVICE_HELP, device_parameter, device_value
 from .layer_styles import CLASS_RASTER_OPACITY, LayerStack, attach, class_raster_renderer, raster_style, show_decimals
 from .model_parameter import with_model_chooser
 from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
+from .reflectance_offset import REFLECTANCE_OFFSET, REFLECTANCE_OFFSET_HELP, reflectance_offset_parameter, reflectance_offset_value
 
 MODE_LABELS = ["Grid of tiles", "Whole raster as one tile"]
 #: Fill opacity (0–255) of classified tiles: the imagery stays visible underneath.
@@ -109,7 +110,9 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         "<b>Test-time augmentation</b> (advanced) averages the class probabilities over flipped and "
         "90°-rotated copies of each tile (4 or 8 forward passes): overhead imagery has no up, and the "
         "average is steadier than one pass. The model card sets the default (the bundled "
-        "classifier: all 8 views).\n\n"
+        "classifier: all 8 views). <b>Reflectance offset</b> (advanced): auto removes the +1000 that "
+        "Sentinel-2 products of processing baseline 04.00 and later (from January 2022) add to every value, "
+        "when found; 0 keeps the values as they are.\n\n"
         + JOB_LIMIT_HELP
     )
 
@@ -149,6 +152,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         BATCH_SIZE: "Tiles per forward pass: more is faster on a GPU but needs more memory.",
         DEVICE: DEVICE_HELP,
         MIN_VALID_SHARE: "Tiles with a smaller share of pixels with data are not classified; they get status nodata.",
+        REFLECTANCE_OFFSET: REFLECTANCE_OFFSET_HELP,
     }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
@@ -189,6 +193,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             self.test_time_augmentation_parameter(),
             number(self.MIN_VALID_SHARE, "Minimum share of valid pixels for a tile to be classified",
                    DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
+            reflectance_offset_parameter(),
         ]
         self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputString("CLASS", "Majority class (grid) / class (whole raster)"))
@@ -199,6 +204,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("TILE_COUNT", "Tiles"))
         self.addOutput(QgsProcessingOutputNumber("SKIPPED_TILES", "Tiles skipped (too little valid data)"))
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", "Device that ran the model"))
+        self.addOutput(QgsProcessingOutputNumber("REFLECTANCE_OFFSET_USED", "Reflectance offset subtracted (raster values)"))
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
         from ..inference.tiles import classify_tiles
@@ -216,6 +222,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             band_positions=self.band_numbers(parameters, self.BANDS, context),
             min_valid_fraction=self.parameterAsDouble(parameters, self.MIN_VALID_SHARE, context),
             max_job_hours=max_job_hours(),
+            reflectance_offset=reflectance_offset_value(self, parameters, context),
         )
         tiles_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         class_raster_path = self.optional_output_layer(parameters, self.OUTPUT_CLASS_RASTER, context)
@@ -242,6 +249,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             "TILE_COUNT": result.run.tile_count,
             "SKIPPED_TILES": result.run.skipped_tiles,
             "DEVICE_USED": result.run.device,
+            "REFLECTANCE_OFFSET_USED": result.run.reflectance_offset,
         })
 
 

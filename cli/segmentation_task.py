@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from .reflectance_offset import add_reflectance_offset_argument
+
 HELP = {
     "train": "train a water segmentation model (UNet, Attention UNet, UNet3+) from image/label GeoTIFF pairs",
     "evaluate": "evaluate a water segmentation model on image/label pairs through the tiled inference engine",
@@ -82,6 +84,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     data.add_argument("--max-water", type=_fraction, default=0.7, help="highest water fraction of a training patch (default 0.7)")
     data.add_argument("--unfiltered-patches", type=_fraction, default=0.0,
                       help="share of training patches drawn without the water window, e.g. 0.2 (default 0, as the seed)")
+    data.add_argument("--patch-weighting", choices=("area", "scene"), default="area",
+                      help="how each patch's image is drawn: area (by pixel count, as the seed) or scene "
+                           "(every training image alike, so small images of rare scenes are seen) (default area)")
+    data.add_argument("--split", choices=("image", "rows"), default="image",
+                      help="image: a seeded 70/15/15 split of the images; rows: every image split into top 70 %% "
+                           "train, 15 %% validation, 15 %% test row bands, so each image is trained on (default image)")
     data.add_argument("--max-validation-tiles", type=int, default=None, help="validate on a seeded subset of this many tiles")
     data.add_argument("--cache-mb", type=int, default=512, help="memory for caching whole small images, per process (default 512)")
 
@@ -173,6 +181,7 @@ def settings_from_arguments(arguments: argparse.Namespace):
         decoder_channels=arguments.decoder_channels, cat_channels=arguments.cat_channels, bands=arguments.bands,
         class_names=arguments.class_names, patch_size=arguments.patch_size, patches_per_epoch=arguments.patches_per_epoch,
         min_water=arguments.min_water, max_water=arguments.max_water, unfiltered_patches=arguments.unfiltered_patches,
+        patch_weighting=arguments.patch_weighting, split=arguments.split,
         max_validation_tiles=arguments.max_validation_tiles,
         loss=arguments.loss, aux_weight=arguments.aux_weight, cgm_weight=arguments.cgm_weight, augment=augment,
         reflectance_scale=arguments.reflectance_scale, gsd_m=arguments.gsd, name=arguments.name,
@@ -230,6 +239,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per batch (default 4)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--threshold", type=_fraction, default=0.5, help="water probability threshold of the mask (default 0.5)")
+    add_reflectance_offset_argument(parser)
     labels = parser.add_argument_group(
         "labels", "Default: 0 land, 1 water, 255 ignored, any other value is an error. Pixels ignored or nodata in the "
                   "label, not covered by the model's output or without valid B3/B8 are not scored.")
@@ -258,7 +268,7 @@ def evaluate(arguments: argparse.Namespace) -> int:
     result = evaluate_segmentation(
         arguments.model, arguments.data, split=arguments.split, seed=arguments.seed, tile_size=arguments.tile_size,
         batch_size=arguments.batch_size, device=arguments.device, threshold=arguments.threshold,
-        labels=LabelConvention.from_options(arguments.water_values, arguments.ignore_value),
+        reflectance_offset=arguments.reflectance_offset, labels=LabelConvention.from_options(arguments.water_values, arguments.ignore_value),
         image_suffix=arguments.image_suffix, label_suffix=arguments.label_suffix, output=arguments.output,
         progress=progress,
     )

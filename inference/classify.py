@@ -33,7 +33,7 @@ from rasterio.windows import Window
 from ..core.errors import OperationCancelled, SatVisionError
 from ..core.raster import Grid, extent_window, open_raster, read_resampled, read_window, select_bands
 from ..core.resampling import model_grid, needs_resampling, warped
-from ..models.normalisation import check_raster_input
+from ..models.normalisation import ReflectanceOffsetSetting, inspect_raster_input, parse_reflectance_offset
 from ..core.tiling import MAX_BAND_WIDTH
 from ..models.classification import min_tile_size, network_input_size
 from .limits import check_batch, check_job
@@ -61,6 +61,9 @@ class ClassificationSettings:
     test_time_augmentation: str | None = None  # none, flips or d4; default the card's
     #: refuse jobs estimated over this many hours; None: SATVISION_MAX_JOB_HOURS or 12 h; 0: no limit
     max_job_hours: float | None = None
+    #: raster values subtracted before normalising: "auto" (detect the +1000 of Sentinel-2 baseline
+    #: 04.00 and later from metadata or the darkest values) or a number (0: none); see models.normalisation
+    reflectance_offset: ReflectanceOffsetSetting = "auto"
 
 
 @dataclass
@@ -93,6 +96,8 @@ class ClassificationRun:
     seconds: float = 0.0
     forward_seconds: float = 0.0
     peak_buffer_bytes: int = 0  # strips read and batch arrays (grid mode): bounded, whatever the raster's size
+    reflectance_offset: float = 0.0  # raster values subtracted before normalising (resolved from the setting)
+    notes: list[str] = field(default_factory=list)  # for the log (e.g. the reflectance offset and why)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -132,6 +137,7 @@ def classify_raster(
     check_batch(predictor, tile, settings.batch_size, network_side=network_input_size(card))
     if not 0.0 <= settings.min_valid_fraction <= 1.0:
         raise SatVisionError("The minimum valid share of a tile must be between 0 and 1.")
+    parse_reflectance_offset(settings.reflectance_offset)  # a bad setting fails before the raster is opened
     report = progress or (lambda fraction: None)
     cancelled = is_cancelled or (lambda: False)
 
@@ -140,7 +146,11 @@ def classify_raster(
         window, grid = extent_window(dataset, settings.bounds)
         run = ClassificationRun(grid=grid, mode=settings.mode, tile_size=tile, stride=stride, device=predictor.label,
                                 test_time_augmentation=predictor.test_time_augmentation)
-        run.warnings.extend(check_raster_input(dataset, band_indexes, window, card.normalisation))  # before any work
+        inspection = inspect_raster_input(dataset, band_indexes, window, card.normalisation,
+                                          settings.reflectance_offset)  # before any work
+        run.reflectance_offset = inspection.offset
+        run.notes.extend(inspection.notes)
+        run.warnings.extend(inspection.warnings)
         if settings.mode == "whole":
             _classify_whole(dataset, band_indexes, window, grid, predictor, tile, settings, sink, run, cancelled)
         else:
@@ -213,7 +223,8 @@ def _classify_grid(source, band_indexes, window: Window, processing: Grid, outpu
         if cancelled():
             raise OperationCancelled(CANCELLED)
         if batched:
-            probabilities = predictor.class_probabilities(values[: len(batched)], valid[: len(batched)]).cpu().numpy()
+            probabilities = predictor.class_probabilities(values[: len(batched)], valid[: len(batched)],
+                                                          run.reflectance_offset).cpu().numpy()
             for slot, prediction in enumerate(batched):
                 prediction.probabilities = probabilities[slot]
         sink(list(pending))
@@ -351,7 +362,7 @@ def _classify_whole(dataset, band_indexes, window: Window, grid: Grid, predictor
         run.skipped_tiles = 1
         sink([TilePrediction(0, 0, outline, fraction, None)])
         return
-    probabilities = predictor.class_probabilities(values[None], valid[None]).cpu().numpy()[0]
+    probabilities = predictor.class_probabilities(values[None], valid[None], run.reflectance_offset).cpu().numpy()[0]
     sink([TilePrediction(0, 0, outline, fraction, probabilities)])
 
 

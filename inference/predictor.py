@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core.devices import device_label, resolve_device
 from ..models.card import ModelCard
-from ..models.normalisation import normalise
+from ..models.normalisation import normalise, subtract_offset
 from ..models.test_time_augmentation import averaged_probabilities, check_mode, pass_count
 
 if TYPE_CHECKING:
@@ -43,9 +43,11 @@ class Predictor:
         self.forward_seconds = 0.0
         self.label = device_label(self.device)
 
-    def class_probabilities(self, values: np.ndarray, valid: np.ndarray) -> "torch.Tensor":
+    def class_probabilities(self, values: np.ndarray, valid: np.ndarray, offset: float = 0.0) -> "torch.Tensor":
         """Softmax class probabilities ``(B, classes, H, W)`` on the device, for raw values
-        ``(B, bands, H, W)`` and validity ``(B, H, W)``; invalid pixels enter as the band mean."""
+        ``(B, bands, H, W)`` and validity ``(B, H, W)``; invalid pixels enter as the band mean.
+        ``offset`` (the reflectance offset of the raster, see :func:`models.normalisation.inspect_raster_input`)
+        is subtracted from the values first, clamped at 0."""
         import torch
 
         batch = torch.from_numpy(values)
@@ -53,7 +55,7 @@ class Predictor:
         if self.on_gpu:
             batch, mask = batch.pin_memory().to(self.device, non_blocking=True), mask.pin_memory().to(self.device, non_blocking=True)
         with torch.inference_mode():
-            inputs = normalise(batch, self.card.normalisation) * mask.unsqueeze(1)
+            inputs = normalise(subtract_offset(batch, offset), self.card.normalisation) * mask.unsqueeze(1)
             if self.on_gpu:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             started = time.perf_counter()
@@ -64,6 +66,6 @@ class Predictor:
             self.forward_seconds += time.perf_counter() - started
             return probabilities
 
-    def class_probability(self, values: np.ndarray, valid: np.ndarray, class_index: int) -> np.ndarray:
+    def class_probability(self, values: np.ndarray, valid: np.ndarray, class_index: int, offset: float = 0.0) -> np.ndarray:
         """Probability of one class, ``(B, H, W)`` float32 on the CPU."""
-        return self.class_probabilities(values, valid)[:, class_index].cpu().numpy()
+        return self.class_probabilities(values, valid, offset)[:, class_index].cpu().numpy()

@@ -40,7 +40,7 @@ from ..core.raster import Grid, extent_window, open_raster, read_window, select_
 from ..core.resampling import model_grid, needs_resampling, warped
 from ..core.tiling import MAX_BAND_WIDTH, ColumnBand, StripBlender, Tile, TileLayout
 from ..models.card import ModelCard
-from ..models.normalisation import check_raster_input
+from ..models.normalisation import ReflectanceOffsetSetting, inspect_raster_input, parse_reflectance_offset
 from ..models.segmentation import tile_multiple
 from .limits import axis_count, check_batch, check_job
 from .predictor import Predictor
@@ -67,6 +67,9 @@ class SegmentationSettings:
     test_time_augmentation: str | None = None  # none, flips or d4; default the card's
     #: refuse jobs estimated over this many hours; None: SATVISION_MAX_JOB_HOURS or 12 h; 0: no limit
     max_job_hours: float | None = None
+    #: raster values subtracted before normalising: "auto" (detect the +1000 of Sentinel-2 baseline
+    #: 04.00 and later from metadata or the darkest values) or a number (0: none); see models.normalisation
+    reflectance_offset: ReflectanceOffsetSetting = "auto"
 
 
 @dataclass
@@ -82,6 +85,7 @@ class SegmentationRun:
     forward_seconds: float = 0.0
     peak_buffer_bytes: int = 0
     class_name: str = ""
+    reflectance_offset: float = 0.0  # raster values subtracted before normalising (resolved from the setting)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # input that looks unlike what the model expects
 
@@ -117,6 +121,7 @@ def segment_raster(
     if settings.batch_size < 1:
         raise SatVisionError("The batch size must be at least 1.")
     check_batch(predictor, tile, settings.batch_size, tile_multiple=tile_multiple(card))
+    parse_reflectance_offset(settings.reflectance_offset)  # a bad setting fails before the raster is opened
     report = progress or (lambda fraction: None)
     cancelled = is_cancelled or (lambda: False)
 
@@ -124,7 +129,10 @@ def segment_raster(
         band_indexes = select_bands(dataset, card.bands, settings.band_positions)
         window, output_grid = extent_window(dataset, settings.bounds)
         run = SegmentationRun(grid=output_grid, device=predictor.label, class_name=class_name)
-        run.warnings.extend(check_raster_input(dataset, band_indexes, window, card.normalisation))  # before any work
+        inspection = inspect_raster_input(dataset, band_indexes, window, card.normalisation,
+                                          settings.reflectance_offset)  # before any work
+        run.reflectance_offset = inspection.offset
+        run.warnings.extend(inspection.warnings)
         tags = {
             "SATVISION_MODEL": card.name,
             "SATVISION_CLASS": class_name,
@@ -154,6 +162,7 @@ def segment_raster(
                         model_probability, None, class_name, tags)
                 _warp_back(model_probability, output_grid, probability_path, mask_path, settings.threshold,
                            class_name, tags, cancelled, input_validity=(dataset, band_indexes, window))
+    run.notes.extend(inspection.notes)  # after the resampling note: what the offset was and how to change it
     run.seconds = time.perf_counter() - started
     run.forward_seconds = predictor.forward_seconds
     report(1.0)
@@ -224,7 +233,8 @@ class _TileJob:
                 if self.cancelled():
                     raise OperationCancelled("Cancelled: no output was written.")
                 if filled:
-                    probabilities = self.predictor.class_probability(values[:filled], valid[:filled], self.class_index)
+                    probabilities = self.predictor.class_probability(values[:filled], valid[:filled], self.class_index,
+                                                                         self.run_info.reflectance_offset)
                 for tile, slot in queue:
                     if slot is not None:
                         blender.add(tile, probabilities[slot], valid[slot])

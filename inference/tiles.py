@@ -197,6 +197,8 @@ def _classify_tiles(raster: str | Path, output_path: Path, model_path: Path, cla
 
         with transaction(dataset):
             run = classify_raster(raster, predictor, sink, settings, progress, is_cancelled)
+        for note in run.notes:
+            say(f"Note: {note}")
         if cells is not None and run.tile_grid is not None:
             _write_class_raster(Path(class_raster_path), run, cells, card)
     for warning in run.warnings:

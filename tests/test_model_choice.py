@@ -31,8 +31,9 @@ def models_folder(tmp_path, saved_model, saved_classifier, monkeypatch) -> Path:
 
 def test_choices_are_the_valid_models_of_the_task_bundled_first(models_folder):
     segmentation = model_choices("segmentation")
-    assert [Path(path).name for _, path in segmentation] == ["water-default.safetensors", "lake-unet.safetensors"]
-    label, path = segmentation[1]
+    assert [Path(path).name for _, path in segmentation] == ["water-default-6band.safetensors", "water-default.safetensors",
+                                                                "lake-unet.safetensors"]
+    label, path = segmentation[2]
     assert label == "tiny-water-unet — lake-unet.safetensors (user)" and path == str(models_folder / "lake-unet.safetensors")
     assert [Path(path).name for _, path in model_choices("classification")] == [
         "landcover-default.safetensors", "crops-vit.safetensors"]
@@ -54,8 +55,8 @@ def test_a_model_of_another_task_is_refused_with_a_hint_for_the_qgis_user(models
         resolve_model("crops-vit.safetensors", "segmentation")
     message = str(error.value)
     assert "crops-vit.safetensors is a classification model (tiny-landcover-vit), but this tool needs a segmentation model" in message
-    assert ("Choose a segmentation model in the Model parameter (installed segmentation models: satvision-water-default "
-            "(water-default.safetensors), tiny-water-unet (lake-unet.safetensors))") in message
+    assert ("Choose a segmentation model in the Model parameter (installed segmentation models: satvision-water-6band "
+            "(water-default-6band.safetensors), satvision-water-4band (water-default.safetensors), tiny-water-unet (lake-unet.safetensors))") in message
 
 
 def test_segmentwater_runs_a_bare_file_name_and_explains_a_wrong_model(plugin, models_folder, scene, tmp_path):

@@ -519,3 +519,53 @@ def test_encoder_weights_come_from_a_local_file_and_adapt_the_band_count(tmp_pat
     settings = SegmentationTrainingSettings(data=tmp_path, output=tmp_path / "o", encoder_weights="imagenet")
     with pytest.raises(SatVisionError, match="never\\s+downloads"):
         _load_pretrained_encoder(network, settings)
+
+
+# --------------------------------------------------------------------------- sampling rare scenes
+
+
+def test_split_by_rows_trains_on_every_image(dataset):
+    pairs = find_pairs(dataset)
+    by_image = split_pairs(pairs, seed=0)
+    by_rows = split_pairs(pairs, seed=0, mode="rows")
+    assert len(by_image.train) == 1 and by_image.by_image  # three images: one each for train, validation, test
+    assert sorted(region.pair.name for region in by_rows.train) == ["scene0", "scene1", "scene2"]
+    assert not by_rows.by_image
+    for part in (by_rows.train, by_rows.validation, by_rows.test):
+        assert {region.pair for region in part} == set(pairs)
+    with pytest.raises(SatVisionError, match="Unknown split 'pixels'"):
+        split_pairs(pairs, mode="pixels")
+
+
+def test_scene_weighting_gives_a_small_image_as_many_patches_as_a_large_one(tmp_path, source):
+    write_pair(tmp_path, "large.tif", 0, size=320)
+    write_pair(tmp_path, "small.tif", 1, size=64)
+    regions = split_pairs(find_pairs(tmp_path), mode="rows").train
+    count = 200
+
+    def share_of_small(weighting: str) -> float:
+        patches = TrainPatches(source, regions, PatchSettings(64, 0.0, 1.0, weighting=weighting), length=count, seed=2)
+        picks = 0
+        for index in range(count):
+            sample, _ = patches.sample(index)
+            # the small image's patches are padded with ignore beyond its 45 training rows
+            picks += int((sample.label == IGNORE_INDEX).mean() > 0.25)
+        return picks / count
+
+    by_area, by_scene = share_of_small("area"), share_of_small("scene")
+    assert by_area < 0.15  # 64 × 45 of 64 × 45 + 320 × 224 training pixels: about 4 %
+    assert 0.35 < by_scene < 0.65
+    with pytest.raises(SatVisionError, match="Unknown patch weighting"):
+        PatchSettings(64, weighting="pixels")
+
+
+def test_scene_weighting_draws_every_candidate_from_one_image(tmp_path, source):
+    """A land-only image must still supply patches: its candidates are not swapped for a watery image."""
+    write_pair(tmp_path, "water.tif", 0, size=128)
+    write_pair(tmp_path, "land.tif", 1, size=128)
+    with rasterio.open(tmp_path / "labels" / "land.tif", "r+") as labels:
+        labels.write(np.zeros((1, 128, 128), np.uint8))
+    regions = split_pairs(find_pairs(tmp_path), mode="rows").train
+    patches = TrainPatches(source, regions, PatchSettings(32, 0.3, 0.7, max_tries=20, weighting="scene"), length=60, seed=0)
+    fractions = [patches.sample(index)[1] for index in range(60)]
+    assert 15 < sum(fraction == 0.0 for fraction in fractions) < 45

@@ -87,6 +87,8 @@ class SegmentationTrainingSettings:
     max_water: float = 0.7
     max_tries: int = 20
     unfiltered_patches: float = 0.0
+    patch_weighting: str = "area"  # "scene": each training image supplies patches alike
+    split: str = "image"  # "rows": every image split into row bands, so each is trained on
     max_validation_tiles: int | None = None
     loss: str = "dice_ce"
     aux_weight: float = 1.0
@@ -164,7 +166,7 @@ def train_segmentation(settings: SegmentationTrainingSettings, is_cancelled: Cal
     if len(settings.class_names) != 2:
         raise SatVisionError("Water segmentation has two classes (background, water): give two class names.")
     pairs = find_pairs(settings.data)
-    split = split_pairs(pairs, settings.seed)
+    split = split_pairs(pairs, settings.seed, mode=settings.split)
     source = PatchSource(settings.bands, len(settings.class_names), settings.cache_mb * 2**20)
     try:
         return _train(settings, params, pairs, split, source, is_cancelled)
@@ -177,7 +179,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
     output = Path(settings.output)
     source.check(pairs)
     patch = PatchSettings(settings.patch_size, settings.min_water, settings.max_water, settings.max_tries,
-                          unfiltered=settings.unfiltered_patches)
+                          unfiltered=settings.unfiltered_patches, weighting=settings.patch_weighting)
     length = settings.patches_per_epoch or default_patches_per_epoch(split.train, settings.patch_size, settings.trainer.batch_size)
 
     checkpoint = output / CHECKPOINTS / LAST_WEIGHTS
@@ -379,6 +381,7 @@ def evaluate_segmentation(
     batch_size: int = 4,
     device: str = "auto",
     threshold: float = 0.5,
+    reflectance_offset: str | float = "auto",
     labels: LabelConvention | None = None,
     image_suffix: str = "",
     label_suffix: str = "",
@@ -420,7 +423,8 @@ def evaluate_segmentation(
     for region in regions:
         water.check_pair_grid(region)
     folder = _evaluation_folder(output, regions)
-    engine_settings = SegmentationSettings(tile_size=tile_size, batch_size=batch_size, device=device, threshold=threshold)
+    engine_settings = SegmentationSettings(tile_size=tile_size, batch_size=batch_size, device=device, threshold=threshold,
+                                           reflectance_offset=reflectance_offset)
     total = SegmentationMetrics(card.class_names(), IGNORE_INDEX)
     per_image, counts = [], []
     has_ndwi = True

@@ -234,8 +234,8 @@ class Split:
         if self.by_image:
             return (f"split by image (seeded 70/15/15): {len(self.train)} train, {len(self.validation)} validation, "
                     f"{len(self.test)} test images")
-        return (f"{len(self.train)} image(s) split into horizontal row bands (70/15/15 from the top) because fewer "
-                "than 3 images were given")
+        reason = " because fewer than 3 images were given" if len(self.train) < 3 else ""
+        return f"{len(self.train)} image(s) each split into horizontal row bands (70/15/15 from the top){reason}"
 
     def part(self, name: str) -> list[Region]:
         parts = {"train": self.train, "validation": self.validation, "test": self.test}
@@ -252,8 +252,19 @@ def raster_size(path: Path) -> tuple[int, int]:
         return dataset.width, dataset.height
 
 
-def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> Split:
-    """A reproducible train/validation/test split by image, or by row bands with under 3 images."""
+SPLIT_MODES = ("image", "rows")
+
+
+def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
+                mode: str = "image") -> Split:
+    """A reproducible train/validation/test split by image, or by row bands (``mode="rows"``, and
+    always with under 3 images).
+
+    Splitting by rows keeps every image in training (its top 70 %), which matters when a few small
+    images carry a kind of scene (snow, a burn scar) that no other image has.
+    """
+    if mode not in SPLIT_MODES:
+        raise SatVisionError(f"Unknown split {mode!r}; choose one of {', '.join(SPLIT_MODES)}.")
     if not pairs:
         raise SatVisionError("No training pairs were given.")
     ordered = sorted(pairs, key=lambda pair: (str(pair.image), str(pair.label)))
@@ -263,7 +274,7 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, fl
         width, height = sizes[pair]
         return Region(pair, 0, height, width, height)
 
-    if len(ordered) >= 3:
+    if len(ordered) >= 3 and mode == "image":
         random.Random(seed).shuffle(ordered)
         count = len(ordered)
         n_val = max(1, round(count * fractions[1]))
@@ -469,6 +480,9 @@ class PatchSource:
 # --------------------------------------------------------------------------- patches
 
 
+PATCH_WEIGHTINGS = ("area", "scene")
+
+
 @dataclass(frozen=True)
 class PatchSettings:
     """Random training patches: side, the water fraction window, and how hard to look for it."""
@@ -479,6 +493,7 @@ class PatchSettings:
     max_tries: int = 20
     min_labelled: float = 0.5  # a candidate with fewer labelled pixels is only taken as a last resort
     unfiltered: float = 0.0  # share of patches drawn without the water-fraction window (any content)
+    weighting: str = "area"  # how a patch's image is chosen: "area" (by pixels) or "scene" (each image alike)
 
     def __post_init__(self) -> None:
         if self.size < 8:
@@ -489,6 +504,8 @@ class PatchSettings:
             raise SatVisionError(f"The water fraction bounds must satisfy 0 ≤ min ≤ max ≤ 1 (got {self.min_water}, {self.max_water}).")
         if self.max_tries < 1:
             raise SatVisionError("max_tries must be at least 1.")
+        if self.weighting not in PATCH_WEIGHTINGS:
+            raise SatVisionError(f"Unknown patch weighting {self.weighting!r}; choose one of {', '.join(PATCH_WEIGHTINGS)}.")
 
 
 def water_fraction(label: np.ndarray) -> tuple[float, float]:
@@ -508,13 +525,20 @@ def sample_patch(source: PatchSource, regions: Sequence[Region], settings: Patch
     Up to ``max_tries`` candidate windows are drawn; the first inside the window is taken, else the
     one closest to it. Only labels are read for candidates; the image only for the chosen one.
     Returns the sample and its water fraction.
+
+    With ``weighting="area"`` every candidate draws its image anew, by pixel count (the seed's way:
+    one large image then supplies nearly every patch, and the water window favours watery images).
+    With ``"scene"`` the image is drawn first, each image of the split alike (weighted by the share
+    of it in ``regions``), and all candidates come from it: a small snow or burn-scar image gets
+    as many patches as a large coastal one.
     """
-    weights = np.array([region.pixels for region in regions], dtype=np.float64)
     size = settings.size
     low, high = (0.0, 1.0) if settings.unfiltered and rng.random() < settings.unfiltered else (settings.min_water, settings.max_water)
+    weights = _region_weights(regions, settings.weighting)
+    chosen = regions[int(rng.choice(len(regions), p=weights))] if settings.weighting == "scene" else None
     best: tuple[float, Region, int, int, float] | None = None
     for _ in range(settings.max_tries):
-        region = regions[int(rng.choice(len(regions), p=weights / weights.sum()))]
+        region = chosen or regions[int(rng.choice(len(regions), p=weights))]
         y = region.row_start + int(rng.integers(0, max(0, region.rows - size) + 1))
         x = int(rng.integers(0, max(0, region.width - size) + 1))
         fraction, labelled = water_fraction(source.reader(region.pair).label_window(region, y, x, size))
@@ -528,6 +552,17 @@ def sample_patch(source: PatchSource, regions: Sequence[Region], settings: Patch
     assert best is not None
     _, region, y, x, fraction = best
     return source.reader(region.pair).read(region, y, x, size), fraction
+
+
+def _region_weights(regions: Sequence[Region], weighting: str) -> np.ndarray:
+    """Probabilities of drawing each region: by pixels, or each image alike (its regions by pixels)."""
+    pixels = np.array([region.pixels for region in regions], dtype=np.float64)
+    if weighting == "scene":
+        per_image: dict[Pair, float] = {}
+        for region, count in zip(regions, pixels):
+            per_image[region.pair] = per_image.get(region.pair, 0.0) + count
+        pixels = np.array([count / per_image[region.pair] for region, count in zip(regions, pixels)])
+    return pixels / pixels.sum()
 
 
 def tile_grid(regions: Sequence[Region], size: int) -> list[tuple[int, int, int]]:

