@@ -18,11 +18,12 @@ export QT_QPA_PLATFORM ?= offscreen
 INSTALLED := $(VENV)/.satvision-installed
 PLUGIN_ENABLED := $(ROOT)/.build/.plugin-enabled
 
-.PHONY: help install system-deps plugin demo test package clean
+.PHONY: help install system-deps plugin demo test lint package clean
 
 help:
 	@echo "make demo     install what is missing, then run the demo on the bundled scene"
 	@echo "make test     install what is missing, then run the test suite"
+	@echo "make lint     install what is missing, then run ruff (configured in pyproject.toml)"
 	@echo "make package  build the plugin zip (dist/satvision-VERSION.zip)"
 	@echo "make install  only install (system packages, .venv, qgis_process plugin registration)"
 
@@ -62,6 +63,9 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(PYTHON) -m ruff check .
 
 package: $(INSTALLED)
 	$(PYTHON) scripts/build_plugin_zip.py --output dist

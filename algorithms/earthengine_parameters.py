@@ -14,8 +14,8 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
     QgsProcessingParameters,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QDate
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from processing.gui.wrappers import DIALOG_MODELER, WidgetWrapper
+
 try:
     from qgis.core import NULL
 except ImportError:  # a QGIS without the NULL QVariant

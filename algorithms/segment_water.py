@@ -36,6 +36,7 @@ from .model_parameter import with_model_chooser
 from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
 from .reflectance_offset import REFLECTANCE_OFFSET, REFLECTANCE_OFFSET_HELP, reflectance_offset_parameter, reflectance_offset_value
 
+
 def water_polygon_style(layer) -> None:
     """Blue, half-transparent fill with a dark blue outline for the loaded water layer."""
     symbol = QgsFillSymbol.createSimple(

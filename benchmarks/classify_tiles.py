@@ -93,7 +93,8 @@ def main() -> int:
         figures = json.loads(completed.stdout.strip().splitlines()[-1])
         ratio = figures["seconds"] / figures["forward_seconds"]
         print(f"classifytiles {size} ({SIZES[size] ** 2 / 1e6:.0f} Mpx, {figures['tiles']} tiles of {figures['tile_size']} px, "
-              f"{figures['device']}, test-time augmentation {figures['tta']}): end-to-end {figures['seconds']:.1f} s, forward {figures['forward_seconds']:.1f} s, "
+              f"{figures['device']}, test-time augmentation {figures['tta']}): end-to-end {figures['seconds']:.1f} s, "
+              f"forward {figures['forward_seconds']:.1f} s, "
               f"ratio {ratio:.3f} (goal ≤ 1.15); model start-up {figures['load_seconds']:.1f} s apart")
         print(f"classifytiles {size} peak RSS {figures['peak_rss_bytes'] / 2**30:.2f} GiB")
     return 0

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from satvision.earthengine import offline
 from satvision.earthengine.connection import ConnectionSettings
 from satvision.earthengine.fetch import FetchSettings, fetch_sentinel2

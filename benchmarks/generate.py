@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from diffusion_helpers import SCHEDULER, write_tokenizer  # noqa: E402

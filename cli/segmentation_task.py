@@ -130,7 +130,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) 
     optimisation.add_argument("--loss", choices=LOSSES, default="dice_ce", help="dice_ce: the seed's Dice + cross-entropy (default)")
     optimisation.add_argument("--aux-weight", type=float, default=1.0, help="unet3plus deep-supervision weight (default 1)")
     optimisation.add_argument("--cgm-weight", type=float, default=0.5, help="unet3plus tile-classifier weight (default 0.5)")
-    optimisation.add_argument("--freeze-encoder-epochs", type=int, default=0, help="train only the decoder for the first N epochs (as the seed; useful with --encoder-weights)")
+    optimisation.add_argument("--freeze-encoder-epochs", type=int, default=0,
+                              help="train only the decoder for the first N epochs (as the seed; useful with --encoder-weights)")
     optimisation.add_argument("--early-stopping-patience", type=int, default=0, help="stop after N epochs without improvement (0: off)")
     optimisation.add_argument("--monitor", default="iou_water", help="validation metric for best model / early stopping (default iou_water)")
     optimisation.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1)")
@@ -154,9 +155,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_arguments(arguments: argparse.Namespace):
     from ..training.augment import AugmentSettings
-    from ..training.water_augment import WaterAugmentSettings
     from ..training.segmentation import SegmentationTrainingSettings
     from ..training.trainer import TrainerConfig
+    from ..training.water_augment import WaterAugmentSettings
 
     trainer = TrainerConfig(
         epochs=arguments.epochs, batch_size=arguments.batch_size, lr=arguments.lr, weight_decay=arguments.weight_decay,
@@ -231,7 +232,8 @@ def _number_argument(text: str) -> float:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help=DATA_HELP)
-    parser.add_argument("--model", type=Path, default=None, help="model file (default: the bundled 6-band water model when every image has B11 and B12, else the 4-band one)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model file (default: the bundled 6-band water model when every image has B11 and B12, else the 4-band one)")
     parser.add_argument("--split", choices=("all", "train", "validation", "test"), default="all",
                         help="evaluate every pair (default), or one part of the split training made (same --seed)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (with --split)")

@@ -68,7 +68,8 @@ def collect_report(qgis_version: str | None = None, user_model_dirs: Iterable[st
     """Everything a bug report needs: versions, device, models, Earth Engine credentials."""
     from .. import __version__
     from ..earthengine.credentials import credentials_status
-    from ..models.catalog import list_models, user_model_dirs as resolve_model_dirs
+    from ..models.catalog import list_models
+    from ..models.catalog import user_model_dirs as resolve_model_dirs
     from .triton_guard import triton_state
 
     folders = [str(folder) for folder in resolve_model_dirs(user_model_dirs)]

@@ -14,9 +14,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import rasterio
+from rasterio._err import CPLE_BaseError  # GDAL errors during reads (CPLE_AppDefinedError, ...); not re-exported
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
-from rasterio._err import CPLE_BaseError  # GDAL errors during reads (CPLE_AppDefinedError, ...); not re-exported
 from rasterio.transform import Affine
 from rasterio.windows import Window
 

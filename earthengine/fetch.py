@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from ..core.diskspace import check_free_space, explain_no_space
 from ..core.errors import SatVisionError
-from ..core.outputs import check_outputs, raster as raster_output
+from ..core.outputs import check_outputs
+from ..core.outputs import raster as raster_output
 from ..core.raster import Grid, write_geotiff
 from ..core.scratch import remove_stale_scratch
 from ..core.terminate import cleanup_on_terminate

@@ -33,9 +33,9 @@ from rasterio.windows import Window
 from ..core.errors import OperationCancelled, SatVisionError
 from ..core.raster import Grid, extent_window, open_raster, read_resampled, read_window, select_bands
 from ..core.resampling import model_grid, needs_resampling, warped
-from ..models.normalisation import ReflectanceOffsetSetting, inspect_raster_input, parse_reflectance_offset
 from ..core.tiling import MAX_BAND_WIDTH
 from ..models.classification import min_tile_size, network_input_size
+from ..models.normalisation import ReflectanceOffsetSetting, inspect_raster_input, parse_reflectance_offset
 from .limits import check_batch, check_job
 from .predictor import Predictor
 

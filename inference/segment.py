@@ -35,7 +35,7 @@ import numpy as np
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from ..core.errors import OperationCancelled, RasterError, SatVisionError
+from ..core.errors import OperationCancelled, SatVisionError
 from ..core.raster import Grid, extent_window, open_raster, read_window, select_bands, write_geotiff
 from ..core.resampling import model_grid, needs_resampling, warped
 from ..core.tiling import MAX_BAND_WIDTH, ColumnBand, StripBlender, Tile, TileLayout

@@ -25,7 +25,10 @@ from .. import __version__
 from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
 from ..core.output_group import staged_outputs
-from ..core.outputs import check_outputs, file as output_file, raster as output_raster, vector as output_vector
+from ..core.outputs import check_outputs
+from ..core.outputs import file as output_file
+from ..core.outputs import raster as output_raster
+from ..core.outputs import vector as output_vector
 from ..core.raster import Grid, write_geotiff
 from ..core.scratch import remove_stale_scratch
 from ..models.card import ModelCard
@@ -42,7 +45,8 @@ SWEEP_VALUES = {
 NO_MODEL = (
     "No generation model is configured. SatVision bundles none (the weights are several GB): download "
     f"{RELEASES}, unpack it, convert it once with `python -m satvision convert-diffusionsat UNPACKED_FOLDER "
-    "diffusionsat.safetensors --image-size 512` (256 for the 256 px release), then choose that file as the model (or put it in the user models folder)."
+    "diffusionsat.safetensors --image-size 512` (256 for the 256 px release), then choose that file as the model "
+    "(or put it in the user models folder)."
 )
 
 

@@ -27,7 +27,9 @@ from rasterio.windows import Window
 
 from ..core.atomic import atomic_path
 from ..core.diskspace import check_free_space, explain_no_space
-from ..core.outputs import check_outputs, raster as raster_output, vector as vector_output
+from ..core.outputs import check_outputs
+from ..core.outputs import raster as raster_output
+from ..core.outputs import vector as vector_output
 from ..core.raster import bounded_block_cache, extent_window, grid_of, open_raster, write_geotiff
 from ..core.scratch import remove_stale_scratch
 from ..core.terminate import cleanup_on_terminate

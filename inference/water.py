@@ -17,13 +17,15 @@ from typing import Callable, Iterable
 
 from ..core.diskspace import check_free_space, explain_no_space, raster_bytes, same_disk
 from ..core.errors import OperationCancelled
-from ..core.outputs import check_outputs, raster as raster_output, vector as vector_output
+from ..core.outputs import check_outputs
+from ..core.outputs import raster as raster_output
+from ..core.outputs import vector as vector_output
 from ..core.raster import bounded_block_cache, extent_window, open_raster
 from ..core.scratch import remove_stale_scratch, scratch_folder
 from ..core.terminate import cleanup_on_terminate
 from ..core.vectorize import VectorizeSummary, vectorize_mask
-from ..models.catalog import BUNDLED_MODELS_DIR, default_water_candidates, default_water_model, resolve_model
 from ..models.card import ModelCard
+from ..models.catalog import BUNDLED_MODELS_DIR, default_water_candidates, default_water_model, resolve_model
 from ..models.modelfile import load_model
 from .predictor import Predictor, augmentation_note
 from .segment import SegmentationRun, SegmentationSettings, segment_raster

@@ -246,7 +246,7 @@ def _check_values(card: ModelCard, where: str) -> None:
                 f"normalisation.rendering.{name} must list one number per band",
             )
         expect(
-            all(h > l for l, h in zip(norm.rendering.low, norm.rendering.high)),
+            all(high > low for low, high in zip(norm.rendering.low, norm.rendering.high)),
             "normalisation.rendering.high must exceed low for every band",
         )
     if card.task in ("classification", "segmentation"):

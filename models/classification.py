@@ -36,7 +36,6 @@ TIMM = ("torch", "timm")
 
 
 def _classifier_class():
-    import torch
     from torch import nn
 
     class Classifier(nn.Module):

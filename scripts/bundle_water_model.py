@@ -33,6 +33,15 @@ def training_sources(data: Path) -> list[dict[str, str]]:
     return [{"scene": row["name"], "level": row["level"], "source": row["source"], "licence": row["licence"]} for row in rows]
 
 
+def run_description(training_data: str, images: int) -> str:
+    """The trainer's description of the run; runs made before the row split could be chosen called
+    every row split "because fewer than 3 images were given"."""
+    if images < 3:
+        return training_data
+    return (training_data.replace(" split into horizontal row bands", " each split into horizontal row bands")
+            .replace(" because fewer than 3 images were given", "").replace("each each", "each"))
+
+
 def figures(acceptance: dict) -> dict:
     water = acceptance["water_dev"]["water"]
     per_image = {Path(image["image"]).stem: {"iou": image["water"]["model"]["iou"], "ndwi_iou": image["water"]["ndwi"]["iou"]}
@@ -72,8 +81,7 @@ def main() -> int:
         f"{len(sources)} Sentinel-2 scenes (L1C and L2A) labelled by scripts/build_water_labels.py "
         "(spectral indices with scene-adaptive thresholds, the labels that came with the data, reviewed pictures and "
         "hand corrections in training/label_corrections). "
-        # runs made before the row split could be chosen called every row split "because fewer than 3 images"
-        f"{card.training_data.replace(' split into horizontal row bands', ' each split into horizontal row bands').replace(' because fewer than 3 images were given', '') if len(sources) >= 3 else card.training_data}. Scenes: "
+        f"{run_description(card.training_data, len(sources))}. Scenes: "
         + "; ".join(f"{s['scene']} ({s['level']}; {s['source']}; licence: {s['licence']})" for s in sources)
     )
     description = arguments.description or (

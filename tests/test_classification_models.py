@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 import torch
-
 from conftest import tiny_classifier_card
+
 from satvision.core.errors import SatVisionError
 from satvision.models.architectures import build_network
 from satvision.models.card import Architecture

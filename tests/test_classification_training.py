@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests_helpers import COLOURS, write_image_folders
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import Grid, write_geotiff
@@ -27,7 +28,6 @@ from satvision.training.classification import (
 )
 from satvision.training.classification_data import split_samples
 from satvision.training.trainer import TrainerConfig
-from tests_helpers import COLOURS, write_image_folders
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,11 +17,11 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 from rasterio.transform import from_origin
+from tests_helpers import qgis_process_json
 
 from satvision.core.raster import Grid, open_raster, write_geotiff
 from satvision.inference.tiles import probability_field
 from satvision.models.catalog import BUNDLED_MODELS_DIR
-from tests_helpers import qgis_process_json
 
 BANDS = ["B2", "B3", "B4", "B8"]
 CLASSES = {"AnnualCrop": "#e6c84b", "Forest": "#1b7837", "River": "#4393c3", "SeaLake": "#08306b"}  # the tiny card's

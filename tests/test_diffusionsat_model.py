@@ -9,7 +9,6 @@ import datetime as dt
 import pytest
 import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
-
 from diffusion_helpers import TINY_SATUNET
 
 from satvision.models.diffusionsat import build_unet, from_released_keys, to_released_keys, unet_config

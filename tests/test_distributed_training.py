@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from satvision.training.classification import evaluate_classification
 from tests_helpers import write_image_folders
+
+from satvision.training.classification import evaluate_classification
 
 ROOT = Path(__file__).resolve().parent.parent
 

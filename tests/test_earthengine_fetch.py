@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-
 from earthengine_helpers import constants, function_names, invocations, private_key_lines, service_account_key, user_credentials
+
 from satvision.core.errors import OperationCancelled, SatVisionError
 from satvision.earthengine import offline
 from satvision.earthengine.connection import ConnectionSettings
@@ -258,9 +258,11 @@ def test_no_project_and_a_project_name_instead_of_its_id(server, tmp_path):
 @pytest.mark.parametrize(
     ("status", "server_message", "words"),
     [
-        (403, "Project unregistered-project is not registered to use Earth Engine. Visit https://code.earthengine.google.com/register?project=unregistered-project to register your project.",
+        (403, "Project unregistered-project is not registered to use Earth Engine. Visit "
+              "https://code.earthengine.google.com/register?project=unregistered-project to register your project.",
          r"not registered to use Earth Engine. Register it at https://code.earthengine.google.com/register\?project=unregistered-project"),
-        (403, "Caller does not have required permission to use project unregistered-project. Grant the caller the roles/serviceusage.serviceUsageConsumer role, or a custom role with the serviceusage.services.use permission.",
+        (403, "Caller does not have required permission to use project unregistered-project. Grant the caller the "
+              "roles/serviceusage.serviceUsageConsumer role, or a custom role with the serviceusage.services.use permission.",
          r"lacks the permission serviceusage.services.use.*Service Usage Consumer"),
         (403, "Google Earth Engine API has not been used in project unregistered-project before or it is disabled.",
          "Earth Engine API is not enabled"),

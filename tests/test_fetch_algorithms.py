@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import rasterio
-from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsRectangle, QgsVectorLayer
-
 from earthengine_helpers import service_account_key, user_credentials
-from satvision.earthengine import offline
+from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsRectangle, QgsVectorLayer
 from tests_helpers import qgis_process_json
+
+from satvision.earthengine import offline
 
 EXTENT = "-75.90,-75.86,37.20,37.23 [EPSG:4326]"
 DATES = {"START_DATE": "2024-06-01", "END_DATE": "2024-06-30"}

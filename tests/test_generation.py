@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from diffusion_helpers import IMAGE_SIZE, make_released_checkpoint
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from rasterio.warp import transform as transform_points
+from test_diffusionsat_model import reference_forward
+from tests_helpers import qgis_process_json
 
-from diffusion_helpers import IMAGE_SIZE, make_released_checkpoint
 from satvision.core.errors import ModelFileError, OperationCancelled, SatVisionError
 from satvision.inference.generate import GenerationSettings, Generator
 from satvision.inference.synthetic import MapPoint, generate_imagery
@@ -24,8 +26,6 @@ from satvision.models.diffusionsat_convert import convert_diffusionsat
 from satvision.models.diffusionsat_metadata import Metadata, normalise
 from satvision.models.generation import load_tokenizer, scheduler_config
 from satvision.models.modelfile import load_model, read_files
-from test_diffusionsat_model import reference_forward
-from tests_helpers import qgis_process_json
 
 POINT = MapPoint(-75.9, 37.25)
 METADATA = Metadata(gsd=1.0, cloud_cover=0.1, date=dt.date(2020, 5, 1))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-
 from diffusion_helpers import IMAGE_SIZE, SCHEDULER, make_released_checkpoint
+
 from satvision.core.errors import SatVisionError
 from satvision.inference.generate import GenerationSettings, Generator, late_start_warning, make_scheduler
 from satvision.inference.synthetic import MapPoint, generate_imagery, generation_tags

@@ -13,16 +13,16 @@ import rasterio
 import torch
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+from test_generation import generation_model, released  # noqa: F401 - session fixtures
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import Grid, write_geotiff
-from satvision.inference.synthetic import MapPoint, generate_imagery
 from satvision.inference.generate import GenerationSettings
+from satvision.inference.synthetic import MapPoint, generate_imagery
 from satvision.models.diffusionsat_metadata import Metadata, normalise_values
 from satvision.models.modelfile import load_model
 from satvision.training.diffusion import DiffusionTrainingConfig, drop_metadata, loss_weights, train_generation
 from satvision.training.diffusion_data import CaptionedImages, find_images
-from test_generation import generation_model, released  # noqa: F401 - session fixtures
 
 
 def captioned_folder(folder: Path) -> Path:

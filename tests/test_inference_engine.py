@@ -11,7 +11,6 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
-from rasterio.windows import Window
 
 from satvision.core.errors import OperationCancelled, SatVisionError
 from satvision.core.raster import Grid, open_raster, write_geotiff
@@ -174,7 +173,8 @@ def test_geographic_rasters_are_processed_in_utm_and_returned_on_their_grid(pred
         reproject(source.read(), values, src_transform=source.transform, src_crs=source.crs, dst_transform=transform,
                   dst_crs="EPSG:4326", src_nodata=0, dst_nodata=0)
     geographic = tmp_path / "geo.tif"
-    with write_geotiff(geographic, Grid(rasterio.crs.CRS.from_epsg(4326), transform, width, height), 4, "uint16", nodata=0, band_names=BANDS) as writer:
+    grid = Grid(rasterio.crs.CRS.from_epsg(4326), transform, width, height)
+    with write_geotiff(geographic, grid, 4, "uint16", nodata=0, band_names=BANDS) as writer:
         writer.write(values)
     run = segment_raster(geographic, predictor, tmp_path / "p.tif", tmp_path / "m.tif", SegmentationSettings(device="cpu", threshold=0.0))
     assert run.resampled and "EPSG:32618" in run.notes[0]

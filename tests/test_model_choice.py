@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from qgis.core import QgsProcessingException
+from tests_helpers import qgis_process_json
 
 from satvision.core.errors import SatVisionError, TaskMismatchError
 from satvision.models.catalog import BUNDLED_MODELS_DIR, ENVIRONMENT_VARIABLE, model_choices, resolve_model
-from tests_helpers import qgis_process_json
 
 EXTENT = "436730,437370,4164460,4165100 [EPSG:32618]"
 #: Qt objects the dialog test keeps until the session ends.
@@ -56,7 +56,8 @@ def test_a_model_of_another_task_is_refused_with_a_hint_for_the_qgis_user(models
     message = str(error.value)
     assert "crops-vit.safetensors is a classification model (tiny-landcover-vit), but this tool needs a segmentation model" in message
     assert ("Choose a segmentation model in the Model parameter (installed segmentation models: satvision-water-6band "
-            "(water-default-6band.safetensors), satvision-water-4band (water-default.safetensors), tiny-water-unet (lake-unet.safetensors))") in message
+            "(water-default-6band.safetensors), satvision-water-4band (water-default.safetensors), "
+            "tiny-water-unet (lake-unet.safetensors))") in message
 
 
 def test_segmentwater_runs_a_bare_file_name_and_explains_a_wrong_model(plugin, models_folder, scene, tmp_path):

@@ -25,7 +25,6 @@ from satvision.core.outputs import check_outputs, raster, same_file, vector
 from satvision.core.raster import Grid, open_raster, write_geotiff
 from satvision.core.scratch import host_tag, is_scratch_name
 from satvision.core.terminate import cleanup_on_terminate
-from satvision.inference.segment import SegmentationSettings
 from satvision.inference.tiles import classify_tiles
 from satvision.inference.water import segment_water
 

@@ -11,9 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests_helpers import qgis_process_json
 
 from satvision import __version__
-from tests_helpers import qgis_process_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,8 @@ def _builder():
 @pytest.fixture(scope="module")
 def plugin_zip(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("dist")
-    completed = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_plugin_zip.py"), "--output", str(output)], capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_plugin_zip.py"), "--output", str(output)],
+                               capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert "passes the plugin repository's checks" in completed.stdout
     return output / f"satvision-{__version__}.zip"
@@ -37,7 +38,8 @@ def plugin_zip(tmp_path_factory) -> Path:
 def test_the_zip_holds_the_runtime_plugin_only(plugin_zip):
     with zipfile.ZipFile(plugin_zip) as archive:
         names = archive.namelist()
-    assert {"satvision/__init__.py", "satvision/metadata.txt", "satvision/LICENSE", "satvision/provider/provider.py", "satvision/models/card.py"} <= set(names)
+    assert {"satvision/__init__.py", "satvision/metadata.txt", "satvision/LICENSE", "satvision/provider/provider.py",
+            "satvision/models/card.py"} <= set(names)
     assert not [name for name in names if name.startswith(("satvision/tests/", "satvision/.", "satvision/scripts/")) or name.endswith(".pyc")]
     assert _builder().validate(plugin_zip) == []
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests_helpers import qgis_process_json
 
 pytestmark = pytest.mark.qgis_process

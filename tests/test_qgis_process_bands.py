@@ -9,12 +9,12 @@ import pytest
 import rasterio
 import torch
 from rasterio.transform import from_origin
+from tests_helpers import qgis_process_json
 
 from satvision.inference.segment import SegmentationSettings
 from satvision.inference.water import segment_water
 from satvision.models.architectures import build_network
 from satvision.models.modelfile import save_model
-from tests_helpers import qgis_process_json
 
 ORDER = [4, 3, 2, 1]
 

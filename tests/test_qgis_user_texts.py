@@ -27,7 +27,6 @@ from qgis.core import (
 )
 from rasterio.transform import from_origin
 
-from satvision.algorithms import all_algorithms
 from satvision.core.raster import Grid, write_geotiff
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +97,7 @@ def batch_row(algorithm, values: dict, project: QgsProject) -> dict:
 @pytest.fixture
 def generation_model(tmp_path_factory) -> Path:
     from diffusion_helpers import make_released_checkpoint
+
     from satvision.models.diffusionsat_convert import convert_diffusionsat
 
     released = make_released_checkpoint(tmp_path_factory.mktemp("release"))

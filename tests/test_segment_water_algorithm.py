@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +9,12 @@ import pytest
 import rasterio
 import torch
 from osgeo import ogr
-from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from tests_helpers import qgis_process_json
 
-import satvision
 from satvision.core.raster import Grid, open_raster, write_geotiff
 from satvision.models.architectures import build_network
 from satvision.models.modelfile import save_model
-from tests_helpers import qgis_process_json
 
 BANDS = ["B2", "B3", "B4", "B8"]
 

@@ -4,7 +4,6 @@ WGS 84) of the very polygons written."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np

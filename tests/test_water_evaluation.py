@@ -109,10 +109,10 @@ def ratios(counts: dict[str, int]) -> dict[str, float]:
 def evaluated(chips, scene, tmp_path_factory):
     """``evaluate segmentation --json --output`` on the chips with a tiny random UNet, in process."""
     import torch
+    from conftest import tiny_unet_card
 
     from satvision.models.architectures import build_network
     from satvision.models.modelfile import save_model
-    from conftest import tiny_unet_card
 
     folder = tmp_path_factory.mktemp("evaluated")
     torch.manual_seed(0)

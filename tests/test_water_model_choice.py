@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from conftest import tiny_unet_card
 from rasterio.transform import from_origin
 
 from satvision.core.errors import SatVisionError
@@ -23,8 +24,6 @@ from satvision.models.catalog import (
     list_models,
 )
 from satvision.models.modelfile import read_card
-
-from conftest import tiny_unet_card
 
 FOUR = ["B2", "B3", "B4", "B8"]
 SIX = ["B2", "B3", "B4", "B8", "B11", "B12"]

@@ -359,7 +359,8 @@ def _new_card(settings: ClassificationTrainingSettings, architecture: Architectu
         training_data=f"{Path(settings.data).name}: {split.describe()}; seed {settings.seed}",
         metrics={},
         license=settings.license,
-        description=settings.description or f"Land-cover tile classifier ({architecture.params.get('model_name', 'ViT from scratch')}) trained with SatVision.",
+        description=settings.description
+        or f"Land-cover tile classifier ({architecture.params.get('model_name', 'ViT from scratch')}) trained with SatVision.",
         processing_levels=list(settings.processing_levels),
         software_version=f"satvision {__version__}",
         extra={
@@ -496,7 +497,8 @@ def evaluate_classification(model_path: str | Path | None, data: str | Path, *, 
     present = class_folders(root)
     unknown = sorted(set(present) - set(card.class_names()))
     if unknown:
-        raise SatVisionError(f"{root} has class folders the model does not know: {', '.join(unknown)} (the model's classes: {', '.join(card.class_names())}).")
+        raise SatVisionError(f"{root} has class folders the model does not know: {', '.join(unknown)} "
+                             f"(the model's classes: {', '.join(card.class_names())}).")
     samples = [dataclasses.replace(sample, label=card.class_names().index(sample.path.parent.name))
                for sample in samples_of(root, present)]
     kind = tile_kind(samples)
@@ -562,6 +564,7 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         minutes, seconds = divmod(int(round(row["training_seconds"])), 60)
         accuracy = "–" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%"
         f1 = "–" if row["macro_f1"] is None else f"{100 * row['macro_f1']:.2f}%"
-        lines.append(f"| {MODEL_TITLES.get(row['model'], row['model'])} | {accuracy} | {f1} | {row['parameters'] / 1e6:.2f} M | {minutes}:{seconds:02d} |")
+        title = MODEL_TITLES.get(row["model"], row["model"])
+        lines.append(f"| {title} | {accuracy} | {f1} | {row['parameters'] / 1e6:.2f} M | {minutes}:{seconds:02d} |")
     lines += ["", "Validation split; every model trained with the same data, split, seed, epochs and augmentation."]
     return "\n".join(lines)

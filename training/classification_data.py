@@ -50,7 +50,8 @@ class ClassSplit:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
     def describe(self) -> str:
-        return f"{len(self.train)} train / {len(self.validation)} validation / {len(self.test)} test tiles, {len(self.class_names)} classes ({self.how})"
+        return (f"{len(self.train)} train / {len(self.validation)} validation / {len(self.test)} test tiles, "
+                f"{len(self.class_names)} classes ({self.how})")
 
 
 def class_folders(root: Path) -> list[str]:
@@ -100,7 +101,8 @@ def split_samples(data: Path, seed: int = 0, validation: Path | None = None, tes
     class_names = class_folders(data)
     if validation is not None:
         if set(class_folders(Path(validation))) - set(class_names):
-            raise SatVisionError(f"{validation} has classes that {data} lacks: {', '.join(sorted(set(class_folders(Path(validation))) - set(class_names)))}.")
+            missing = sorted(set(class_folders(Path(validation))) - set(class_names))
+            raise SatVisionError(f"{validation} has classes that {data} lacks: {', '.join(missing)}.")
         return ClassSplit(
             class_names, samples_of(data, class_names), samples_of(Path(validation), class_names),
             samples_of(Path(test), class_names) if test else [], how=f"validation from {Path(validation).name}/",

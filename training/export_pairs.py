@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 from ..core.atomic import atomic_path
 from ..core.diskspace import check_free_space, explain_no_space
 from ..core.errors import SatVisionError
-from ..core.outputs import check_outputs, folder as output_folder
+from ..core.outputs import check_outputs
+from ..core.outputs import folder as output_folder
 from ..core.raster import write_geotiff
 from ..core.scratch import remove_stale_scratch
 from ..core.terminate import cleanup_on_terminate

@@ -38,10 +38,9 @@ from ..models.modelfile import read_card, save_model
 from ..models.normalisation import normalise
 from . import plots
 from .augment import AugmentSettings, PatchAugmentation
-from .reporting import clean_metrics, jsonable, write_comparison, write_json
 from .losses import SegmentationObjective, build_loss
 from .metrics import SegmentationMetrics
-from .water_evaluation import LabelConvention
+from .reporting import clean_metrics, jsonable, write_comparison, write_json
 from .segmentation_data import (
     IGNORE_INDEX,
     PatchSettings,
@@ -57,6 +56,7 @@ from .segmentation_data import (
     water_fraction,
 )
 from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainerConfig, TrainingResult, check_new_run, read_log
+from .water_evaluation import LabelConvention
 
 DEFAULT_BANDS = ("B2", "B3", "B4", "B8")
 DEFAULT_CLASSES = ("background", "water")
@@ -192,7 +192,8 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         mean, std = reflectance_statistics(plain, min(length, STATISTICS_PATCHES), settings.reflectance_scale)
         card = _new_card(settings, params, pairs, split, mean, std)
 
-    train_data = TrainPatches(source, split.train, patch, length, settings.seed, PatchAugmentation(settings.augment, settings.reflectance_scale, settings.bands))
+    augmentation = PatchAugmentation(settings.augment, settings.reflectance_scale, settings.bands)
+    train_data = TrainPatches(source, split.train, patch, length, settings.seed, augmentation)
     val_data = TileSet(source, split.validation, settings.patch_size, settings.max_validation_tiles, settings.seed)
     test_data = TileSet(source, split.test, settings.patch_size, settings.max_validation_tiles, settings.seed)
 

@@ -30,8 +30,7 @@ from rasterio.warp import reproject, transform_geom
 from ..core.bands import match_bands
 from ..core.errors import BandMismatchError, SatVisionError
 from ..core.raster import Grid, band_descriptions, grid_of, open_raster, write_geotiff
-from .water_label_builder import (BANDS, IGNORE, LAND, LULC_EVIDENCE, SCL_EVIDENCE, WATER, Correction, evidence_from_classes,
-                                  evidence_from_mask)
+from .water_label_builder import BANDS, IGNORE, LAND, LULC_EVIDENCE, SCL_EVIDENCE, WATER, Correction, evidence_from_classes, evidence_from_mask
 
 BASELINE_OFFSET = 1000  #: added to L1C/L2A digital numbers from processing baseline 04.00 (January 2022) on
 MAX_PIXELS = 40_000_000
