@@ -41,7 +41,7 @@ _SCRATCH_NAMES = (
 
 def host_tag() -> str:
     """Six hex digits naming this machine (scratch of another machine is never judged by its pid)."""
-    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace"), usedforsecurity=False).hexdigest()[:6]
 
 
 def owner_tag() -> str:

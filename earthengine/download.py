@@ -39,7 +39,7 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Exponential back-off with full jitter (attempt 1 → up to ``first_delay_s``)."""
         ceiling = min(self.max_delay_s, self.first_delay_s * 2 ** (attempt - 1))
-        return random.uniform(0.5 * ceiling, ceiling)
+        return random.uniform(0.5 * ceiling, ceiling)  # nosec B311 - retry jitter, not security
 
 
 @dataclass

@@ -111,7 +111,9 @@ class FakeEarthEngineServer:
             if kind == "discovery":
                 return _json_response(200, _discovery_document(f"https://{host}/"))
             if kind == "token":
-                return _json_response(200, {"access_token": "fake-access-token", "expires_in": 3600, "token_type": "Bearer"})
+                # the offline fake server's placeholder, not a credential
+                return _json_response(200, {"access_token": "fake-access-token",  # nosec B105
+                                            "expires_in": 3600, "token_type": "Bearer"})  # nosec B105
             failure = None
             if project in self.project_errors:
                 failure = self.project_errors[project]

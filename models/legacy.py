@@ -8,7 +8,7 @@ containers and refuses everything else; a refused file gets a clear error and no
 from __future__ import annotations
 
 import os
-import pickle
+import pickle  # nosec B403 - only for pickle.UnpicklingError; checkpoints are read with weights_only=True
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

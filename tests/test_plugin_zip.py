@@ -56,6 +56,21 @@ def test_the_validator_rejects_what_the_repository_rejects(tmp_path, plugin_zip)
     assert "missing LICENSE" in problems and "forbidden entry" in problems and "exactly one folder" in problems
 
 
+def test_the_security_scan_blocks_what_the_repository_blocks(tmp_path, plugin_zip):
+    """Bandit findings and secrets in any shipped file fail the check, as they block an upload."""
+    risky = tmp_path / "risky.zip"
+    with zipfile.ZipFile(plugin_zip) as source, zipfile.ZipFile(risky, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item))
+        target.writestr("satvision/core/risky.py", "import subprocess\n\ndef run(text):\n"
+                                                   "    return subprocess.call(text, shell=True)\n")
+        target.writestr("satvision/core/keys.py", 'AWS_KEY = "AKIAIOSFODNN7EXAMPLE"\n')
+    problems = _builder().validate(risky)
+    assert any(problem.startswith("bandit B602") and "satvision/core/risky.py:4" in problem for problem in problems)
+    assert any(problem.startswith("detect-secrets AWS Access Key") and "keys.py:1" in problem for problem in problems)
+    assert not [problem for problem in problems if "risky.py" not in problem and "keys.py" not in problem]
+
+
 def test_the_unzipped_plugin_loads_in_qgis_process(plugin_zip, tmp_path):
     """What QGIS's "Install from ZIP" does: unzip into a plugins folder, enable, use."""
     plugins = tmp_path / "plugins"

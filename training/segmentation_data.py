@@ -275,7 +275,7 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, fl
         return Region(pair, 0, height, width, height)
 
     if len(ordered) >= 3 and mode == "image":
-        random.Random(seed).shuffle(ordered)
+        random.Random(seed).shuffle(ordered)  # nosec B311 - a seeded data split, not security
         count = len(ordered)
         n_val = max(1, round(count * fractions[1]))
         n_test = max(1, round(count * fractions[2]))
@@ -549,7 +549,8 @@ def sample_patch(source: PatchSource, regions: Sequence[Region], settings: Patch
             best = (distance, region, y, x, fraction)
         if distance == 0.0:
             break
-    assert best is not None
+    if best is None:  # PatchSettings refuses max_tries < 1, so a candidate was always drawn
+        raise SatVisionError("No training patch could be drawn (max_tries must be at least 1).")
     _, region, y, x, fraction = best
     return source.reader(region.pair).read(region, y, x, size), fraction
 
@@ -634,7 +635,7 @@ class TileSet(Dataset):
         self.size = size
         tiles = tile_grid(self.regions, size)
         if max_tiles is not None and len(tiles) > max_tiles:
-            chosen = sorted(random.Random(seed).sample(range(len(tiles)), max_tiles))
+            chosen = sorted(random.Random(seed).sample(range(len(tiles)), max_tiles))  # nosec B311 - seeded subset
             tiles = [tiles[i] for i in chosen]
         self.tiles = tiles
 
