@@ -23,7 +23,7 @@ PLUGIN_ENABLED := $(ROOT)/.build/.plugin-enabled
 help:
 	@echo "make demo     install what is missing, then run the demo on the bundled scene"
 	@echo "make test     install what is missing, then run the test suite"
-	@echo "make lint     install what is missing, then run ruff (configured in pyproject.toml)"
+	@echo "make lint     install what is missing, then run ruff (pyproject.toml) and flake8-qgis"
 	@echo "make package  build the plugin zip (dist/satvision-VERSION.zip)"
 	@echo "make install  only install (system packages, .venv, qgis_process plugin registration)"
 
@@ -66,6 +66,8 @@ test: install
 
 lint: $(INSTALLED)
 	$(PYTHON) -m ruff check .
+	@# flake8-qgis's stable rules on the code that imports QGIS (its QGS2xx rules are experimental)
+	$(PYTHON) -m flake8 --select QGS1 __init__.py plugin.py provider algorithms
 
 package: $(INSTALLED)
 	$(PYTHON) scripts/build_plugin_zip.py --output dist

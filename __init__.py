@@ -8,10 +8,10 @@ __version__ = "0.1.0"
 
 
 def classFactory(iface):  # noqa: N802 - name required by QGIS
-    """QGIS plugin entry point (desktop and qgis_process)."""
+    """QGIS plugin entry point (desktop and qgis_process); ``iface`` is not kept (see plugin.py)."""
     from .core.triton_guard import keep_triton_out
 
     keep_triton_out()  # before anything imports torch: triton beside Mesa's libLLVM kills QGIS
     from .plugin import SatVisionPlugin
 
-    return SatVisionPlugin(iface)
+    return SatVisionPlugin()

@@ -1,7 +1,8 @@
 """The QGIS plugin object: registers the Processing provider.
 
 ``initProcessing`` is what ``qgis_process`` and headless QGIS call; ``initGui`` (desktop only)
-calls it too. ``iface`` is only touched in ``initGui``.
+calls it too. The plugin needs no ``iface``: its algorithms live in the Processing toolbox, and
+code that needs the desktop imports ``qgis.utils.iface`` where it runs (flake8-qgis QGS105).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from qgis.core import QgsApplication
 
 
 class SatVisionPlugin:
-    def __init__(self, iface=None) -> None:
-        self.iface = iface
+    def __init__(self) -> None:
         self.provider = None
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API
