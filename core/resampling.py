@@ -8,8 +8,6 @@ stays bounded); results computed there are warped back onto the input grid the s
 
 from __future__ import annotations
 
-import math
-
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -19,20 +17,10 @@ from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as transform_points
 
 from .raster import Grid
+from .utm import is_utm, utm_crs
 
 #: Relative pixel-size difference under which a raster counts as being at the model's GSD.
 GSD_TOLERANCE = 0.02
-
-
-def utm_crs_for(longitude: float, latitude: float) -> CRS:
-    """The WGS 84 / UTM zone CRS of a point (EPSG:326xx north, 327xx south)."""
-    zone = min(60, max(1, math.floor((longitude + 180.0) / 6.0) + 1))
-    return CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
-
-
-def is_utm(crs: CRS) -> bool:
-    epsg = crs.to_epsg() or 0
-    return 32601 <= epsg <= 32660 or 32701 <= epsg <= 32760
 
 
 def grid_centre_lonlat(grid: Grid) -> tuple[float, float]:
@@ -55,7 +43,7 @@ def needs_resampling(grid: Grid, gsd_m: float) -> bool:
 
 def model_grid(grid: Grid, gsd_m: float) -> Grid:
     """The north-up UTM grid at ``gsd_m`` covering ``grid`` (its own UTM zone when it already is UTM)."""
-    target_crs = grid.crs if is_utm(grid.crs) else utm_crs_for(*grid_centre_lonlat(grid))
+    target_crs = grid.crs if is_utm(grid.crs) else utm_crs(*grid_centre_lonlat(grid))
     if is_north_up(grid.transform):
         west, south, east, north = array_bounds(grid.height, grid.width, grid.transform)
         footprint = {"left": west, "bottom": south, "right": east, "top": north}

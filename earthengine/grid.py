@@ -18,17 +18,12 @@ from rasterio.windows import Window
 
 from ..core.errors import SatVisionError
 from ..core.raster import Grid
+from ..core.utm import utm_crs
 
 #: computePixels refuses requests over 48 MB uncompressed or 32768 px per side.
 MAX_REQUEST_BYTES = 48 * 10**6
 MAX_REQUEST_SIDE = 32768
 DEFAULT_TILE_SIZE = 512
-
-
-def utm_crs(longitude: float, latitude: float) -> CRS:
-    """The WGS 84 / UTM zone CRS of a point (EPSG 326xx north, 327xx south)."""
-    zone = min(60, max(1, int(math.floor((longitude + 180.0) / 6.0)) + 1))
-    return CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
 
 
 def check_bounds(bounds: tuple[float, float, float, float]) -> None:

@@ -133,7 +133,7 @@ def check_generation_outputs(output: Path, count: int, footprint_path: str | os.
 
 def centred_grid(point: MapPoint, size: int, gsd: float) -> Grid:
     """A ``size`` x ``size`` grid of ``gsd`` m pixels centred on the point, in its UTM zone."""
-    from ..earthengine.grid import utm_crs
+    from ..core.utm import utm_crs
 
     check_gsd(gsd)
     lon, lat = point.lon_lat()

@@ -17,12 +17,13 @@ import rasterio
 from earthengine_helpers import constants, function_names, invocations, private_key_lines, service_account_key, user_credentials
 
 from satvision.core.errors import OperationCancelled, SatVisionError
+from satvision.core.utm import utm_crs
 from satvision.earthengine import offline
 from satvision.earthengine.connection import ConnectionSettings
 from satvision.earthengine.download import RetryPolicy
 from satvision.earthengine.errors import EarthEngineAuthError, EmptyCollectionError, RateLimitExhausted
 from satvision.earthengine.fetch import FetchSettings, fetch_sentinel2, plan
-from satvision.earthengine.grid import output_grid, tile_count, utm_crs
+from satvision.earthengine.grid import output_grid, tile_count
 from satvision.earthengine.sentinel2 import Sentinel2Query
 
 BOUNDS = (-75.90, 37.20, -75.86, 37.23)  # lon/lat on the Virginia coast: UTM 18N
