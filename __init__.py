@@ -4,7 +4,7 @@ This folder is both the QGIS plugin and the ``satvision`` Python package. Import
 QGIS: QGIS calls :func:`classFactory`, which alone imports the QGIS side.
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401 - the package's public version
 
 
 def classFactory(iface):  # noqa: N802 - name required by QGIS

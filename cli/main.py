@@ -10,8 +10,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from .. import __version__
 from ..core.errors import SatVisionError
+from ..version import __version__
 from . import (
     compare_command,
     diagnose_command,

@@ -21,7 +21,6 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.warp import transform as transform_points
 
-from .. import __version__
 from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
 from ..core.output_group import staged_outputs
@@ -35,6 +34,7 @@ from ..models.card import ModelCard
 from ..models.catalog import list_models, resolve_model
 from ..models.diffusionsat_convert import RELEASES
 from ..models.diffusionsat_metadata import Metadata
+from ..version import __version__
 
 SWEEP_FIELDS = ("none", "date", "latitude", "gsd")
 SWEEP_VALUES = {

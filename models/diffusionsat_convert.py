@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .. import __version__
 from ..core.errors import ModelFileError
+from ..version import __version__
 from .card import FORMAT_VERSION, Architecture, ModelCard, Normalisation, Tiling
 from .diffusionsat import DiffusionSatModel, from_released_keys, unet_config
 from .generation import tokenizer_files

@@ -7,7 +7,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .. import __version__
+from ..version import __version__
 from . import settings
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"

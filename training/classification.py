@@ -27,13 +27,13 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .. import __version__
 from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
 from ..models.architectures import build_network
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Rendering, Tiling
 from ..models.modelfile import read_card, save_model
 from ..models.test_time_augmentation import averaged_probabilities, check_mode
+from ..version import __version__
 from . import plots
 from .augment import MultispectralJitter, RandomRot90, RoughWater
 from .classification_data import ClassSplit, TileReader, TileSet, band_statistics, split_samples, tile_kind, tile_size_of

@@ -28,11 +28,11 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader
 
-from .. import __version__
 from ..core.atomic import atomic_path
 from ..core.errors import OperationCancelled, SatVisionError
 from ..models.generation import load_tokenizer, scheduler_config
 from ..models.modelfile import load_model, read_files, save_model
+from ..version import __version__
 from .diffusion_data import CaptionedImages, find_images
 
 

@@ -29,13 +29,13 @@ import torch
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
-from .. import __version__
 from ..core.errors import SatVisionError
 from ..core.raster import open_raster
 from ..models.architectures import architectures, build_network
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Tiling
 from ..models.modelfile import read_card, save_model
 from ..models.normalisation import normalise
+from ..version import __version__
 from . import plots
 from .augment import AugmentSettings, PatchAugmentation
 from .losses import SegmentationObjective, build_loss
