@@ -12,7 +12,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.dependencies import require
 from ..core.errors import SatVisionError
-from ..models.test_time_augmentation import TTA_MODES, TTA_TITLES
+from ..models.augmented_views import TTA_MODES, TTA_TITLES
 from .qgis_enums import set_help
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from segment_water import SIZES, mirrored_raster  # noqa: E402  (one way to build the rasters)
 
-from satvision.models.test_time_augmentation import TTA_MODES  # noqa: E402  (no torch at import)
+from satvision.models.augmented_views import TTA_MODES  # noqa: E402  (no torch at import)
 
 
 def run_once(raster: Path, model: str | None, device: str, batch_size: int, tile_size: int | None, tta: str | None) -> dict:

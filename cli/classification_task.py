@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..models.test_time_augmentation import TTA_MODES
+from ..models.augmented_views import TTA_MODES
 from ..training.classification_presets import COMPARE_DEFAULT
 from .segmentation_task import DEVICES, _names, _number
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.devices import device_label, resolve_device
+from ..models.augmented_views import averaged_probabilities, check_mode, pass_count
 from ..models.card import ModelCard
 from ..models.normalisation import normalise, subtract_offset
-from ..models.test_time_augmentation import averaged_probabilities, check_mode, pass_count
 
 if TYPE_CHECKING:
     import torch

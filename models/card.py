@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..core.errors import ModelCardError
-from .test_time_augmentation import TTA_MODES
+from .augmented_views import TTA_MODES
 
 FORMAT_VERSION = 1
 TASKS = ("classification", "segmentation", "generation")
@@ -97,7 +97,7 @@ class Normalisation:
 @dataclass(frozen=True)
 class Tiling:
     """Inference defaults: tile side and overlap between tiles in pixels, and the test-time
-    augmentation (``none``, ``flips`` or ``d4``: see :mod:`models.test_time_augmentation`)."""
+    augmentation (``none``, ``flips`` or ``d4``: see :mod:`models.augmented_views`)."""
 
     tile_size: int
     overlap: int

@@ -161,7 +161,7 @@ def timm_encoder(model_name: str, bands: int, model_kwargs: dict[str, Any] | Non
 def read_weight_tensors(path: Path) -> dict[str, "torch.Tensor"]:
     """Tensors of a local weights file: safetensors, or a pickle read with ``weights_only=True``."""
     from ..core.errors import SatVisionError
-    from .legacy import read_checkpoint_tensors
+    from .safe_checkpoints import read_checkpoint_tensors
 
     if not path.is_file():
         raise SatVisionError(

@@ -23,8 +23,8 @@ from ..version import __version__
 from .card import FORMAT_VERSION, Architecture, ModelCard, Normalisation, Tiling
 from .diffusionsat import DiffusionSatModel, from_released_keys, unet_config
 from .generation import tokenizer_files
-from .legacy import read_checkpoint_tensors
 from .modelfile import save_model
+from .safe_checkpoints import read_checkpoint_tensors
 
 WEIGHT_NAMES = (
     "diffusion_pytorch_model.safetensors", "model.safetensors",

@@ -292,8 +292,8 @@ def test_weight_average_is_validated_saved_and_resumed(image_folders, tmp_path):
 
 
 def test_test_zoom_classifies_the_magnified_centre_of_each_tile_at_inference(image_folders, tmp_path):
+    from satvision.models.augmented_views import averaged_probabilities
     from satvision.models.modelfile import load_model
-    from satvision.models.test_time_augmentation import averaged_probabilities
 
     run = train_classification(quick_settings(image_folders, tmp_path / "zoom", test_zoom=1.25, trainer=quick_trainer(epochs=1)))
     assert read_card(run.model_path).architecture.params["test_zoom"] == 1.25

@@ -30,9 +30,9 @@ from torchvision.transforms import v2
 from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
 from ..models.architectures import build_network
+from ..models.augmented_views import averaged_probabilities, check_mode
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Rendering, Tiling
 from ..models.modelfile import read_card, save_model
-from ..models.test_time_augmentation import averaged_probabilities, check_mode
 from ..version import __version__
 from . import plots
 from .augment import MultispectralJitter, RandomRot90, RoughWater

@@ -304,7 +304,7 @@ def _load_pretrained_encoder(network: torch.nn.Module, settings: SegmentationTra
     """
     from pathlib import Path
 
-    from ..models.legacy import read_checkpoint_tensors
+    from ..models.safe_checkpoints import read_checkpoint_tensors
 
     source = Path(settings.encoder_weights)
     if not source.is_file():

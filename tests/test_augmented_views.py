@@ -16,8 +16,8 @@ import torch
 from satvision.core.errors import ModelCardError
 from satvision.inference.predictor import Predictor
 from satvision.models.architectures import build_network
+from satvision.models.augmented_views import averaged_probabilities, pass_count, views
 from satvision.models.modelfile import save_model
-from satvision.models.test_time_augmentation import averaged_probabilities, pass_count, views
 
 ROOT = Path(__file__).resolve().parent.parent
 
