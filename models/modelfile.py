@@ -95,8 +95,9 @@ def save_model(
 FLOAT16_MAX = 65504.0
 
 
-def compact_model(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Write a copy of a model file with its floating-point weights stored as float16.
+def compact_model(source: str | os.PathLike[str], target: str | os.PathLike[str], card: ModelCard | None = None) -> Path:
+    """Write a copy of a model file with its floating-point weights stored as float16 (with ``card``
+    in place of the source's card when given, e.g. one that adds the bundled model's figures).
 
     Half the size (what lets the bundled models fit the plugin repository's 25 MB zip limit);
     the network still runs in float32 (weights are cast back when loaded), and the card says how
@@ -108,7 +109,7 @@ def compact_model(source: str | os.PathLike[str], target: str | os.PathLike[str]
     import torch
     from safetensors.torch import load_file
 
-    card = read_card(source)
+    card = card or read_card(source)
     tensors = load_file(str(source), device="cpu")
     compacted = {}
     for name, tensor in tensors.items():

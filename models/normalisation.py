@@ -123,12 +123,6 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def check_raster_input(dataset, band_indexes: Sequence[int], window, normalisation: Normalisation) -> list[str]:
-    """:func:`check_input_values` on the selected bands of an open rasterio dataset, inside
-    ``window``, from a cheap sample (overview or a few windows); returns the warnings."""
-    return inspect_raster_input(dataset, band_indexes, window, normalisation, 0.0).warnings
-
-
 # --- the +1000 offset of Sentinel-2 processing baseline 04.00 and later ------------------------------
 
 #: What a reflectance-offset setting may be: ``"auto"`` or a number of raster values (DN) to subtract.
@@ -314,12 +308,12 @@ def inspect_raster_input(
 
     from ..core.raster import sample_values
 
-    parse_reflectance_offset(reflectance_offset)  # a bad setting fails before anything is read
+    detecting = parse_reflectance_offset(reflectance_offset) is None  # a bad setting fails before anything is read
     dtypes = [dataset.dtypes[index - 1] for index in band_indexes]
     source = f"the raster {Path(dataset.name).name}"
     check_input_values(dtypes, [], normalisation, source)  # refuse unusable types before reading anything
     sample = sample_values(dataset, band_indexes, window)
-    others = other_sentinel2_bands(dataset, band_indexes) if parse_reflectance_offset(reflectance_offset) is None else []
+    others = other_sentinel2_bands(dataset, band_indexes) if detecting else []
     offset, note = resolve_reflectance_offset(reflectance_offset, sample, normalisation,
                                               raster_offset_metadata(dataset, band_indexes),
                                               sample_values(dataset, others, window) if others else None)

@@ -17,10 +17,9 @@ import csv
 import dataclasses
 import json
 import sys
-import tempfile
 from pathlib import Path
 
-from satvision.models.modelfile import compact_model, read_card, read_files, save_model
+from satvision.models.modelfile import compact_model, read_card
 
 LICENCE_NOTE = ("CC-BY-SA-4.0: the weights derive from TerraMesh samples (CC-BY-SA-4.0, share-alike) among other "
                 "data; every source and its licence is listed in training_data. Contains modified Copernicus "
@@ -93,14 +92,7 @@ def main() -> int:
         metrics={**figures(acceptance), "validation_rows": validation},
         extra={**card.extra, "license_note": LICENCE_NOTE, "trained_for_epochs": run.get("last_epoch"), "training_seconds": run.get("seconds")},
     )
-    with tempfile.TemporaryDirectory() as folder:
-        compact = compact_model(arguments.model, Path(folder) / "compact.safetensors")
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(compact))
-        compacted_card = read_card(compact)
-        bundled = dataclasses.replace(bundled, extra={**bundled.extra, "weights_storage": compacted_card.extra["weights_storage"]})
-        save_model(arguments.target, tensors, bundled, files=read_files(compact))
+    compact_model(arguments.model, arguments.target, bundled)
     print(f"Wrote {arguments.target} ({arguments.target.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
