@@ -17,6 +17,8 @@ export QT_QPA_PLATFORM ?= offscreen
 
 INSTALLED := $(VENV)/.satvision-installed
 PLUGIN_ENABLED := $(ROOT)/.build/.plugin-enabled
+QT6_MIGRATION := $(ROOT)/.build/qt6-migration
+QT6_MIGRATION_INSTALLED := $(QT6_MIGRATION)/.installed
 
 .PHONY: help install system-deps plugin demo test lint package clean
 
@@ -27,7 +29,7 @@ help:
 	@echo "make package  build the plugin zip (dist/satvision-VERSION.zip)"
 	@echo "make install  only install (system packages, .venv, qgis_process plugin registration)"
 
-install: $(INSTALLED) $(PLUGIN_ENABLED)
+install: $(INSTALLED) $(PLUGIN_ENABLED) $(QT6_MIGRATION_INSTALLED)
 
 system-deps:
 	@missing=$$(for package in $(APT_PACKAGES); do \
@@ -56,6 +58,12 @@ $(PLUGIN_ENABLED): $(INSTALLED) metadata.txt
 	  || { echo "$$out" >&2; echo "Could not enable the plugin for qgis_process" >&2; exit 1; }
 	touch $@
 
+$(QT6_MIGRATION_INSTALLED): requirements/qt6-migration.txt | $(INSTALLED)
+	@# QGIS's PyQt5 -> PyQt6 migration script, in a folder of its own: PyQt6 never enters .venv (QGIS runs on PyQt5)
+	rm -rf $(QT6_MIGRATION)
+	$(PYTHON) -m pip install -q --disable-pip-version-check --ignore-requires-python --target $(QT6_MIGRATION) -r requirements/qt6-migration.txt
+	touch $@
+
 plugin: $(PLUGIN_ENABLED)
 
 demo: install
@@ -64,10 +72,13 @@ demo: install
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) $(QT6_MIGRATION_INSTALLED)
 	$(PYTHON) -m ruff check .
 	@# flake8-qgis's stable rules on the code that imports QGIS (its QGS2xx rules are experimental)
 	$(PYTHON) -m flake8 --select QGS1 __init__.py plugin.py provider algorithms
+	$(PYTHON) scripts/check_qt6_idioms.py --list
+	@# QGIS's own migration script in dry-run (on a copy): nothing may need changing for Qt 6
+	$(PYTHON) scripts/check_qt6_migration.py
 
 package: $(INSTALLED)
 	$(PYTHON) scripts/build_plugin_zip.py --output dist

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterEnum
 from qgis.PyQt.QtGui import QIcon
@@ -13,6 +13,8 @@ from qgis.PyQt.QtGui import QIcon
 from ..core.dependencies import require
 from ..core.errors import SatVisionError
 from ..models.augmented_views import TTA_MODES, TTA_TITLES
+from .declared_parameters import declared_option
+from .feedback import ProcessingFeedback
 from .qgis_enums import set_help
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
@@ -86,22 +88,10 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
         feedback.pushInfo("Loading PyTorch and the model… (the first run can take ~20 s)")
         self._loading_started = time.monotonic()
 
-    def model_log(self, feedback) -> Callable[[str], None]:
-        """``feedback.pushInfo`` for the core's log lines that first says "Model loaded in N s"
-        (since :meth:`announce_model_loading`) before the core's "Model …" line, which it logs once
-        the model is loaded."""
-        started = getattr(self, "_loading_started", None) or time.monotonic()
-        loaded = False
-
-        def log(message: str) -> None:
-            nonlocal loaded
-            if not loaded and message.startswith("Model "):
-                loaded = True
-                feedback.pushInfo(f"Model loaded in {time.monotonic() - started:.1f} s")
-                feedback.setProgressText("Running the model…")
-            feedback.pushInfo(message)
-
-        return log
+    def core_feedback(self, feedback) -> ProcessingFeedback:
+        """The core's feedback over ``feedback``; after :meth:`announce_model_loading` it says
+        "Model loaded in N s" before the core's "Model …" line (see :class:`ProcessingFeedback`)."""
+        return ProcessingFeedback(feedback, getattr(self, "_loading_started", None))
 
     def optional_output_layer(self, parameters, name: str, context) -> str | None:
         """The path of the optional layer output ``name``, or None when it is not wanted.
@@ -135,16 +125,16 @@ class SatVisionAlgorithm(QgsProcessingAlgorithm):
 
     TEST_TIME_AUGMENTATION = "TEST_TIME_AUGMENTATION"
 
-    def test_time_augmentation_parameter(self) -> QgsProcessingParameterEnum:
-        """Enum "Test-time augmentation": the model's default (index 0), then none, flips, d4."""
-        options = ["The model's default"] + [TTA_TITLES[mode] for mode in TTA_MODES]
-        parameter = QgsProcessingParameterEnum(self.TEST_TIME_AUGMENTATION, "Test-time augmentation (average over flipped/rotated views)",
-                                               options=options, defaultValue=0)
-        return set_help(parameter, (
-            "Runs the model on flipped (and 90°-rotated) copies of each tile, turns the results back and "
-            "averages them: steadier results for 4 or 8 times the inference time. The model's default is "
-            "what its card recommends."
-        ))
+    def test_time_augmentation_parameter(self, settings_class: type) -> QgsProcessingParameterEnum:
+        """Enum over the model's default (index 0), then the declared modes of
+        ``settings_class.test_time_augmentation`` (none, flips, d4), with its label, help and default."""
+        item = declared_option(settings_class, "test_time_augmentation")
+        modes = list(item.option.choices or ())
+        options = ["The model's default"] + [TTA_TITLES[mode] for mode in modes]
+        default = 0 if item.default is None else 1 + modes.index(item.default)
+        parameter = QgsProcessingParameterEnum(self.TEST_TIME_AUGMENTATION, item.option.label, options=options,
+                                               defaultValue=default)
+        return set_help(parameter, item.option.help)
 
     def test_time_augmentation(self, parameters, context) -> str | None:
         """The chosen mode, or None for the model card's default."""

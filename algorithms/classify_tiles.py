@@ -11,25 +11,24 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
     QgsRendererCategory,
 )
 
-from ..inference.classify import MODES, ClassificationSettings
+from ..inference.classify_engine import MODES, ClassificationSettings
 from ..models.card import ModelCard
 from ..provider.settings import JOB_LIMIT_HELP, max_job_hours, user_models_folders
 from .base import SatVisionAlgorithm
-from .device_choices import DEVICE_HELP, device_parameter, device_value
+from .declared_parameters import declared_option, enum_parameter, number_parameter
+from .device_choices import device_parameter, device_value
 from .layer_styles import CLASS_RASTER_OPACITY, LayerStack, attach, class_raster_renderer, raster_style, show_decimals
 from .model_parameter import with_model_chooser
-from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
-from .reflectance_offset import REFLECTANCE_OFFSET, REFLECTANCE_OFFSET_HELP, reflectance_offset_parameter, reflectance_offset_value
+from .qgis_enums import VECTOR_POLYGON, set_help
+from .reflectance_offset import reflectance_offset_parameter, reflectance_offset_value
 
 MODE_LABELS = ["Grid of tiles", "Whole raster as one tile"]
 #: Fill opacity (0–255) of classified tiles: the imagery stays visible underneath.
@@ -43,7 +42,7 @@ TILES_RANK, CLASS_RASTER_RANK = 2, 1
 
 def tile_class_style(card: ModelCard) -> Callable[[Any], None]:
     """Categorized by ``class`` in the model card's colours, legend in words; skipped tiles hollow grey."""
-    from ..inference.tiles import probability_field
+    from ..inference.classify_job import probability_field
 
     classes = [(item.name, item.colour, item.display_label) for item in sorted(card.classes, key=lambda c: c.index)]
     probabilities = ["confidence", "valid_share", *(f"prob_{rank}" for rank in range(2, 4)),
@@ -132,38 +131,23 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
     short_description = "Land-cover class of every tile of a raster (or of the whole raster) as polygons, with a classifier model."
     parameter_help = {
         INPUT: "A multispectral raster read by GDAL (e.g. a Sentinel-2 GeoTIFF) in any CRS, of any size.",
-        BANDS: (
-            "Leave empty to match the model's bands with the raster's band descriptions. Choose raster bands "
-            "here, in the model's order, when the raster's bands have no such descriptions."
-        ),
         MODEL: (
             "Empty: the bundled default land-cover model. Otherwise the name of a model in the user models folder "
             "(Processing options or SATVISION_MODELS_DIR) or the path of a SatVision .safetensors model file."
         ),
-        EXTENT: "Classify only this part of the raster (empty: the whole raster).",
-        MODE: (
-            "Grid of tiles: one polygon per tile. Whole raster as one tile: the raster (or extent) is resampled "
-            "to one model tile and gets one class, for image chips such as EuroSAT patches."
-        ),
-        TILE_SIZE: "Side of the square tiles in pixels (grid mode); 0 uses the tile size in the model's card.",
-        STRIDE: "Distance between tile origins in pixels (grid mode); 0 puts tiles side by side, less than the tile size overlaps them.",
         OUTPUT: "One polygon per tile with class, confidence, runners-up, valid_share, status and p_<class> fields.",
         OUTPUT_CLASS_RASTER: "Optional GeoTIFF with one pixel per tile: the class index (255 = no data), in the model's colours.",
-        BATCH_SIZE: "Tiles per forward pass: more is faster on a GPU but needs more memory.",
-        DEVICE: DEVICE_HELP,
-        MIN_VALID_SHARE: "Tiles with a smaller share of pixels with data are not classified; they get status nodata.",
-        REFLECTANCE_OFFSET: REFLECTANCE_OFFSET_HELP,
+        # the other parameters' help is declared with their settings (ClassificationSettings)
     }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
-        number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster (multispectral, e.g. Sentinel-2)"))
-        self.addParameter(
-            QgsProcessingParameterBand(
-                self.BANDS, "Bands in the model's order (empty: match band descriptions)",
-                parentLayerParameterName=self.INPUT, optional=True, allowMultiple=True,
-            )
-        )
+        bands = declared_option(ClassificationSettings, "band_positions").option
+        self.addParameter(set_help(
+            QgsProcessingParameterBand(self.BANDS, bands.label, parentLayerParameterName=self.INPUT, optional=True,
+                                       allowMultiple=True),
+            bands.help,
+        ))
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MODEL, "Model (empty: bundled default land-cover model; a model name or a .safetensors file)",
@@ -173,12 +157,11 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             )
         )
         with_model_chooser(self.parameterDefinition(self.MODEL), "classification")  # installed models in dialogs
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True))
-        self.addParameter(QgsProcessingParameterEnum(self.MODE, "Mode", options=MODE_LABELS, defaultValue=0))
-        self.addParameter(number(self.TILE_SIZE, "Tile size in pixels (0: the model's)", INTEGER, 0, minValue=0))
-        self.addParameter(
-            number(self.STRIDE, "Stride in pixels (0: the tile size, tiles side by side)", INTEGER, 0, minValue=0)
-        )
+        extent = declared_option(ClassificationSettings, "bounds").option
+        self.addParameter(set_help(QgsProcessingParameterExtent(self.EXTENT, extent.label, optional=True), extent.help))
+        self.addParameter(enum_parameter(self.MODE, ClassificationSettings, "mode", MODE_LABELS))
+        self.addParameter(number_parameter(self.TILE_SIZE, ClassificationSettings, "tile_size"))
+        self.addParameter(number_parameter(self.STRIDE, ClassificationSettings, "stride"))
         self.addParameter(
             QgsProcessingParameterVectorDestination(self.OUTPUT, "Classified tiles", type=VECTOR_POLYGON)
         )
@@ -188,12 +171,11 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             )
         )
         advanced = [
-            number(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 32, minValue=1),
-            device_parameter(self.DEVICE),
-            self.test_time_augmentation_parameter(),
-            number(self.MIN_VALID_SHARE, "Minimum share of valid pixels for a tile to be classified",
-                   DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
-            reflectance_offset_parameter(),
+            number_parameter(self.BATCH_SIZE, ClassificationSettings, "batch_size"),
+            device_parameter(self.DEVICE, ClassificationSettings),
+            self.test_time_augmentation_parameter(ClassificationSettings),
+            number_parameter(self.MIN_VALID_SHARE, ClassificationSettings, "min_valid_fraction"),
+            reflectance_offset_parameter(ClassificationSettings),
         ]
         self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputString("CLASS", "Majority class (grid) / class (whole raster)"))
@@ -207,7 +189,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("REFLECTANCE_OFFSET_USED", "Reflectance offset subtracted (raster values)"))
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
-        from ..inference.tiles import classify_tiles
+        from ..inference.classify_job import classify_tiles
 
         layer, bounds = self.raster_and_bounds(parameters, context, self.INPUT, self.EXTENT)
         mode = MODES[self.parameterAsEnum(parameters, self.MODE, context)]
@@ -234,10 +216,7 @@ class ClassifyTilesAlgorithm(SatVisionAlgorithm):
             class_raster_path=class_raster_path,
             settings=settings,
             user_model_dirs=user_models_folders(),
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
-            is_cancelled=feedback.isCanceled,
-            log=self.model_log(feedback),
-            warn=feedback.pushWarning,
+            feedback=self.core_feedback(feedback),
         )
         stack = LayerStack()
         attach(context, tiles_path, tile_class_style(result.card), stack, TILES_RANK)

@@ -13,7 +13,7 @@ from qgis.core import (
 )
 
 from ..core.atomic import atomic_path
-from ..core.diagnostics import collect_report, format_report
+from ..diagnostics import collect_report, format_report
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Sequence
 
 from qgis.core import (
     QgsApplication,
@@ -13,19 +14,19 @@ from qgis.core import (
     QgsProcessingParameterDateTime,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameters,
     QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QDate
 
+from ..core.options import default_of
 from ..earthengine.connection import ConnectionSettings
 from ..earthengine.download import RetryPolicy
-from ..earthengine.fetch import DEFAULT_MAX_MEGABYTES, FetchSettings
-from ..earthengine.grid import DEFAULT_TILE_SIZE
-from ..earthengine.sentinel2 import CLOUD_MASKS, COMPOSITES, DEFAULT_BANDS, Sentinel2Query
+from ..earthengine.fetch import FetchSettings
+from ..earthengine.sentinel2 import CLOUD_MASKS, COMPOSITES, LEVELS, WATER_LABELS, Sentinel2Query
 from ..provider.settings import default_earth_engine_project
-from .qgis_enums import DATE, DOUBLE, INTEGER
+from .declared_parameters import declared_option, enum_parameter, help_of, number_parameter
+from .qgis_enums import DATE
 
 START_DATE, END_DATE = "START_DATE", "END_DATE"
 MAX_CLOUD, CLOUD_MASK, CLEAR_THRESHOLD = "MAX_CLOUD", "CLOUD_MASK", "CLEAR_THRESHOLD"
@@ -34,14 +35,32 @@ WATER_LABEL, WATER_OCCURRENCE = "WATER_LABEL", "WATER_OCCURRENCE"
 PROJECT, AUTH_CONFIG, KEY_FILE = "PROJECT", "AUTH_CONFIG", "SERVICE_ACCOUNT_KEY"
 PARALLEL, TILE_SIZE, MAX_MEGABYTES = "PARALLEL_REQUESTS", "REQUEST_TILE_SIZE", "MAX_MEGABYTES"
 
-LEVELS = ["L2A", "L1C"]
+# The dialog's words for the declared choices, in their order (sentinel2.LEVELS, CLOUD_MASKS, COMPOSITES, WATER_LABELS).
 LEVEL_LABELS = ["L2A surface reflectance (COPERNICUS/S2_SR_HARMONIZED)", "L1C top of atmosphere (COPERNICUS/S2_HARMONIZED)"]
 CLOUD_MASK_LABELS = ["Cloud Score+ (cs_cdf threshold)", "Scene classification (SCL; L2A only)", "None"]
 COMPOSITE_LABELS = ["Median of clear pixels", "Least-cloudy acquisition", "Mosaic (most recent clear pixel on top)"]
 #: every band of either level, in catalogue order (SCL: L2A only, B10: L1C only)
 BAND_OPTIONS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12", "SCL"]
-WATER_LABELS = ["none", "jrc", "hansen"]
-WATER_LABEL_LABELS = ["None", "JRC Global Surface Water occurrence", "Hansen datamask (as the seed)"]
+WATER_LABEL_LABELS = ["None", "JRC Global Surface Water occurrence", "Hansen datamask (as the origin notebook)"]
+
+#: The settings field each parameter is built from: its default, bounds, choices, label and help live there only.
+DECLARED = {
+    MAX_CLOUD: (Sentinel2Query, "max_cloud"),
+    CLOUD_MASK: (Sentinel2Query, "cloud_mask"),
+    COMPOSITE: (Sentinel2Query, "composite"),
+    LEVEL: (Sentinel2Query, "level"),
+    BANDS: (Sentinel2Query, "bands"),
+    WATER_LABEL: (Sentinel2Query, "water_label"),
+    CLEAR_THRESHOLD: (Sentinel2Query, "clear_threshold"),
+    WATER_OCCURRENCE: (Sentinel2Query, "water_occurrence"),
+    RESOLUTION: (FetchSettings, "resolution"),
+    CRS: (FetchSettings, "crs"),
+    PARALLEL: (FetchSettings, "max_parallel"),
+    TILE_SIZE: (FetchSettings, "tile_size"),
+    MAX_MEGABYTES: (FetchSettings, "max_megabytes"),
+    PROJECT: (ConnectionSettings, "project"),
+    KEY_FILE: (ConnectionSettings, "service_account_key_file"),
+}
 
 CREDENTIALS_HELP = (
     "<b>Credentials</b>: a service-account key (a JSON key file, or a QGIS authentication "
@@ -56,84 +75,61 @@ CREDENTIALS_HELP = (
 PARAMETER_HELP = {
     START_DATE: "First acquisition date of the scenes to use.",
     END_DATE: "Last acquisition date of the scenes to use (this day included).",
-    MAX_CLOUD: "Scenes whose cloud percentage (CLOUDY_PIXEL_PERCENTAGE) is above this are left out before masking.",
-    CLOUD_MASK: (
-        "How cloudy pixels are removed: Cloud Score+ (pixels under the threshold), the L2A scene "
-        "classification (SCL), or not at all."
-    ),
-    COMPOSITE: "How the scenes become one image: the median of clear pixels, the least-cloudy scene, or the most recent clear pixel.",
-    LEVEL: "L2A: surface reflectance (atmospherically corrected). L1C: top-of-atmosphere reflectance.",
-    BANDS: (
-        "Sentinel-2 bands to download, written in catalogue order with their names as band descriptions. The default "
-        "B2, B3, B4, B8, B11, B12 is what the bundled 6-band water model needs; all bands come at the chosen "
-        "resolution (Earth Engine resamples the 20 m bands B11 and B12 to it)."
-    ),
-    RESOLUTION: "Pixel size of the output in metres; the grid is snapped to it.",
-    CRS: "CRS of the output; empty: the UTM zone of the extent's centre.",
-    WATER_LABEL: (
-        "Adds a label band: 1 land, 2 water, 0 no data, from JRC Global Surface Water occurrence or the "
-        "Hansen datamask; None adds no band."
-    ),
-    CLEAR_THRESHOLD: "Cloud Score+ cs_cdf value at or above which a pixel counts as clear (higher: stricter).",
-    WATER_OCCURRENCE: "JRC occurrence (% of observations with water) at or above which a pixel is water.",
-    PROJECT: "ID of a Google Cloud project registered for Earth Engine; empty: the Processing option, then SATVISION_EE_PROJECT.",
     AUTH_CONFIG: "A QGIS authentication configuration (type Basic) whose password is a service-account key's JSON text.",
-    KEY_FILE: (
-        "A service-account key file (JSON); empty: the key of the authentication configuration, else your "
-        "earthengine authenticate login."
-    ),
-    PARALLEL: "Requests to Earth Engine at once; fewer if you hit rate limits.",
-    TILE_SIZE: "Side of each download request in pixels; the area is split into such tiles.",
-    MAX_MEGABYTES: "A download estimated above this size (uncompressed) is refused before it starts.",
+    **{name: help_of(settings_class, field_name) for name, (settings_class, field_name) in DECLARED.items()},
 }
 
 
-def add_query_parameters(algorithm, *, label_choices: list[int] | None = None, label_default: int = 0) -> None:
-    """Dates, cloud handling, composite, level, bands and resolution."""
-    number = QgsProcessingParameterNumber
+def label_of(name: str) -> str:
+    """The dialog label declared for parameter ``name``."""
+    settings_class, field_name = DECLARED[name]
+    return declared_option(settings_class, field_name).option.label
+
+
+def add_query_parameters(algorithm, *, label_choices: Sequence[str] | None = None, label_default: str | None = None) -> None:
+    """Dates, cloud handling, composite, level, bands and resolution.
+
+    ``label_choices`` (names of ``WATER_LABELS``) limits the water labels offered; ``label_default``
+    (one of them) replaces the declared default for this algorithm.
+    """
     today = QDate.currentDate()
     algorithm.addParameter(QgsProcessingParameterDateTime(
         START_DATE, "Start date", type=DATE, defaultValue=today.addDays(-90)))
     algorithm.addParameter(QgsProcessingParameterDateTime(
         END_DATE, "End date (inclusive)", type=DATE, defaultValue=today))
-    algorithm.addParameter(number(MAX_CLOUD, "Maximum scene cloud percentage", DOUBLE, 20.0, minValue=0.0, maxValue=100.0))
-    algorithm.addParameter(QgsProcessingParameterEnum(CLOUD_MASK, "Cloud masking", options=CLOUD_MASK_LABELS, defaultValue=0))
-    algorithm.addParameter(QgsProcessingParameterEnum(COMPOSITE, "Composite", options=COMPOSITE_LABELS, defaultValue=0))
-    algorithm.addParameter(QgsProcessingParameterEnum(LEVEL, "Collection level", options=LEVEL_LABELS, defaultValue=0))
+    algorithm.addParameter(number_parameter(MAX_CLOUD, Sentinel2Query, "max_cloud"))
+    algorithm.addParameter(enum_parameter(CLOUD_MASK, Sentinel2Query, "cloud_mask", CLOUD_MASK_LABELS))
+    algorithm.addParameter(enum_parameter(COMPOSITE, Sentinel2Query, "composite", COMPOSITE_LABELS))
+    algorithm.addParameter(enum_parameter(LEVEL, Sentinel2Query, "level", LEVEL_LABELS))
     algorithm.addParameter(QgsProcessingParameterEnum(
-        BANDS, "Bands", options=BAND_OPTIONS, allowMultiple=True,
-        defaultValue=[BAND_OPTIONS.index(band) for band in DEFAULT_BANDS]))
-    algorithm.addParameter(number(RESOLUTION, "Resolution (m)", DOUBLE, 10.0, minValue=1.0))
-    algorithm.addParameter(QgsProcessingParameterCrs(CRS, "Output CRS (empty: UTM zone of the extent's centre)", optional=True))
-    choices = label_choices if label_choices is not None else list(range(len(WATER_LABELS)))
+        BANDS, label_of(BANDS), options=BAND_OPTIONS, allowMultiple=True,
+        defaultValue=[BAND_OPTIONS.index(band) for band in default_of(Sentinel2Query, "bands")]))
+    algorithm.addParameter(number_parameter(RESOLUTION, FetchSettings, "resolution"))
+    algorithm.addParameter(QgsProcessingParameterCrs(CRS, label_of(CRS), optional=True))
+    choices = list(label_choices if label_choices is not None else WATER_LABELS)
+    default = label_default if label_default is not None else default_of(Sentinel2Query, "water_label")
     algorithm.addParameter(QgsProcessingParameterEnum(
-        WATER_LABEL, "Water label band", options=[WATER_LABEL_LABELS[i] for i in choices], defaultValue=label_default))
+        WATER_LABEL, label_of(WATER_LABEL), options=[WATER_LABEL_LABELS[WATER_LABELS.index(choice)] for choice in choices],
+        defaultValue=choices.index(default)))
     algorithm._water_label_choices = choices
-    advanced = [
-        number(CLEAR_THRESHOLD, "Cloud Score+ threshold (cs_cdf at or above which a pixel is clear)",
-               DOUBLE, 0.6, minValue=0.0, maxValue=1.0),
-        number(WATER_OCCURRENCE, "JRC occurrence (%) at or above which a pixel is water", DOUBLE, 50.0,
-               minValue=0.0, maxValue=100.0),
-    ]
-    algorithm.add_advanced_parameters(advanced)
+    algorithm.add_advanced_parameters([
+        number_parameter(CLEAR_THRESHOLD, Sentinel2Query, "clear_threshold"),
+        number_parameter(WATER_OCCURRENCE, Sentinel2Query, "water_occurrence"),
+    ])
 
 
 def add_connection_parameters(algorithm) -> None:
     """Project, credentials and request tuning."""
-    algorithm.addParameter(QgsProcessingParameterString(
-        PROJECT, "Earth Engine project ID (empty: the Processing option or SATVISION_EE_PROJECT)", optional=True))
+    algorithm.addParameter(QgsProcessingParameterString(PROJECT, label_of(PROJECT), optional=True))
     algorithm.addParameter(QgsProcessingParameterAuthConfig(
         AUTH_CONFIG, "Credentials: QGIS authentication configuration (service-account key)", optional=True))
     algorithm.addParameter(QgsProcessingParameterFile(
-        KEY_FILE, "Credentials: service-account key file (JSON)", optional=True,
-        fileFilter="JSON key files (*.json);;All files (*)"))
-    number = QgsProcessingParameterNumber
+        KEY_FILE, label_of(KEY_FILE), optional=True, fileFilter="JSON key files (*.json);;All files (*)"))
     algorithm.add_advanced_parameters([
-        number(PARALLEL, "Parallel requests", INTEGER, 16, minValue=1, maxValue=40),
-        number(TILE_SIZE, "Request tile size (px)", INTEGER, DEFAULT_TILE_SIZE, minValue=64, maxValue=8192),
-        number(MAX_MEGABYTES, "Maximum download size (MB, uncompressed)", DOUBLE, DEFAULT_MAX_MEGABYTES, minValue=1.0),
+        number_parameter(PARALLEL, FetchSettings, "max_parallel"),
+        number_parameter(TILE_SIZE, FetchSettings, "tile_size"),
+        number_parameter(MAX_MEGABYTES, FetchSettings, "max_megabytes"),
     ])
-
 
 
 def read_query(algorithm, parameters, context) -> Sentinel2Query:
@@ -145,7 +141,7 @@ def read_query(algorithm, parameters, context) -> Sentinel2Query:
         return value.toString("yyyy-MM-dd")
 
     bands = [BAND_OPTIONS[i] for i in algorithm.parameterAsEnums(parameters, BANDS, context)]
-    choices = getattr(algorithm, "_water_label_choices", list(range(len(WATER_LABELS))))
+    choices = getattr(algorithm, "_water_label_choices", WATER_LABELS)
     return Sentinel2Query(
         start=date(START_DATE),
         end=date(END_DATE),
@@ -155,7 +151,7 @@ def read_query(algorithm, parameters, context) -> Sentinel2Query:
         clear_threshold=algorithm.parameterAsDouble(parameters, CLEAR_THRESHOLD, context),
         composite=COMPOSITES[algorithm.parameterAsEnum(parameters, COMPOSITE, context)],
         bands=tuple(band for band in BAND_OPTIONS if band in bands),
-        water_label=WATER_LABELS[choices[algorithm.parameterAsEnum(parameters, WATER_LABEL, context)]],
+        water_label=choices[algorithm.parameterAsEnum(parameters, WATER_LABEL, context)],
         water_occurrence=algorithm.parameterAsDouble(parameters, WATER_OCCURRENCE, context),
     )
 

@@ -16,12 +16,13 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
 )
 
+from ..earthengine.sentinel2 import TRAINING_WATER_LABEL
 from . import earthengine_parameters as ee_parameters
 from .base import SatVisionAlgorithm
 from .qgis_enums import VECTOR_POLYGON
 
 #: label choices offered here: JRC and Hansen (a pair without a label makes no sense)
-LABEL_CHOICES = [1, 2]
+LABEL_CHOICES = ["jrc", "hansen"]
 
 
 class ExportTrainingPairsAlgorithm(SatVisionAlgorithm):
@@ -59,14 +60,14 @@ class ExportTrainingPairsAlgorithm(SatVisionAlgorithm):
             self.AREAS, "Areas (polygons)", [VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterField(
             self.NAME_FIELD, "Name field (file names)", parentLayerParameterName=self.AREAS, optional=True))
-        ee_parameters.add_query_parameters(self, label_choices=LABEL_CHOICES, label_default=0)
+        ee_parameters.add_query_parameters(self, label_choices=LABEL_CHOICES, label_default=TRAINING_WATER_LABEL)
         ee_parameters.add_connection_parameters(self)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Output folder"))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", "Manifest (JSON)"))
         self.addOutput(QgsProcessingOutputNumber("PAIR_COUNT", "Pairs written"))
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
-        from ..training.export_pairs import Area, export_training_pairs, safe_name
+        from ..earthengine.training_pairs import Area, export_training_pairs, safe_name
 
         source = self.parameterAsSource(parameters, self.AREAS, context)
         if source is None:
@@ -88,7 +89,6 @@ class ExportTrainingPairsAlgorithm(SatVisionAlgorithm):
         folder = self.parameterAsString(parameters, self.OUTPUT, context)
         manifest = export_training_pairs(
             areas, query, settings, folder, ee_parameters.read_connection(self, parameters, context),
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
-            is_cancelled=feedback.isCanceled, log=feedback.pushInfo,
+            feedback=self.core_feedback(feedback),
         )
         return {self.OUTPUT: folder, "MANIFEST": str(manifest), "PAIR_COUNT": len(areas)}

@@ -37,7 +37,7 @@ class FetchSentinel2Algorithm(SatVisionAlgorithm):
         "6-band model), with band descriptions (B2, …), "
         "reflectance × 10000 as UINT16 (recorded in the metadata) and 0 as nodata where no clear "
         "pixel exists. An optional <b>water label band</b> (JRC occurrence ≥ threshold, or the "
-        "Hansen datamask as in the seed) holds 1 = land, 2 = water, 0 = no data.\n\n"
+        "Hansen datamask as in the origin notebook) holds 1 = land, 2 = water, 0 = no data.\n\n"
         "The area is split into request tiles fetched in parallel, retried with back-off on rate "
         "limits and server errors; the size is estimated first and an area over <b>Maximum download "
         "size</b> is refused. The log lists the scenes used and the bytes fetched. Cancelling stops "
@@ -77,9 +77,7 @@ class FetchSentinel2Algorithm(SatVisionAlgorithm):
         connection = ee_parameters.read_connection(self, parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         result = fetch_sentinel2(
-            query, settings, output, connection,
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
-            is_cancelled=feedback.isCanceled, log=feedback.pushInfo,
+            query, settings, output, connection, feedback=self.core_feedback(feedback),
         )
         scenes = [{"id": scene.id, "date": scene.date, "cloud": scene.cloud} for scene in result.scenes]
         return {

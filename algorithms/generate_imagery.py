@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameters,
@@ -24,18 +23,21 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDate
 
+from ..inference.generation_settings import SCHEDULERS, SWEEP_FIELDS, GenerationSettings, ImageryOptions
 from ..provider.settings import user_models_folders
 from .base import SatVisionAlgorithm
-from .device_choices import DEVICE_HELP, device_parameter, device_value
+from .declared_parameters import declared_option, enum_parameter, number_parameter
+from .device_choices import device_parameter, device_value
 from .model_parameter import with_model_chooser
-from .qgis_enums import DATE, DOUBLE, INTEGER, VECTOR_POLYGON
+from .qgis_enums import DATE, VECTOR_POLYGON, set_help
 
 SIZES = [None, 256, 512]
 SIZE_LABELS = ["The model's", "256 px", "512 px"]
-SCHEDULERS = ["ddim", "dpm"]
+#: dialog labels of the declared choices (inference.generation_settings.SCHEDULERS and SWEEP_FIELDS), in their order
 SCHEDULER_LABELS = ["DDIM", "DPM-Solver++ (multistep)"]
-SWEEPS = ["none", "date", "latitude", "gsd"]
 SWEEP_LABELS = ["None", "Date (5 years)", "Latitude (-60° to 60°)", "GSD (0.3 to 3 m)"]
+#: filled in the dialog as an example; the job itself has no default prompt
+EXAMPLE_PROMPT = "a satellite image of farmland"
 
 
 class GenerateImageryAlgorithm(SatVisionAlgorithm):
@@ -86,38 +88,31 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
     short_description = "A synthetic satellite image centred on a map point from a text prompt and metadata (DiffusionSat)."
     parameter_help = {
         POINT: "The image is centred on this point, in the point's UTM zone; its longitude and latitude condition the model.",
-        PROMPT: "What the image should show, e.g. 'a satellite image of a rice paddy field in Vietnam'.",
-        NEGATIVE_PROMPT: "What the image should not show (optional), e.g. 'clouds, blur'.",
-        DATE: "Acquisition date the model is conditioned on (season, year).",
-        GSD: "Ground sample distance: metres per pixel of the output, and a condition of the model.",
-        CLOUD_COVER: "Cloud cover the model is conditioned on, in percent.",
         MODEL: (
             "A converted DiffusionSat model file (.safetensors) or its name in the user models folder "
             "(Processing options or SATVISION_MODELS_DIR); SatVision bundles none (see the help)."
         ),
         OUTPUT: "RGB GeoTIFF marked synthetic; with more than one image the others are written beside it (_2, _3, …).",
         OUTPUT_FOOTPRINT: "Optional polygon layer with the footprint and generation parameters of each image.",
-        SWEEP: "Also render the same seed and prompt with one metadata field varied, to see how much it changes the image.",
         OUTPUT_SWEEP: "PNG picture of the metadata sweep; needed when Metadata sweep is not None.",
-        IMAGE_SIZE: "Output size in pixels; the model's is the size it was trained at.",
-        STEPS: "Denoising steps: more is slower and usually finer.",
-        GUIDANCE: "How strongly the image follows the prompt and metadata (classifier-free guidance; 1: none).",
-        SEED: "Random seed: the same seed and settings give the same image.",
-        NUM_IMAGES: "How many images to generate, in one batch from the seed (each image differs).",
-        SCHEDULER: "The sampling method: DDIM, or DPM-Solver++ (good images in fewer steps).",
-        DEVICE: DEVICE_HELP,
+        # the other parameters' help is declared with their settings (GenerationSettings, ImageryOptions)
     }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
-        number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterPoint(self.POINT, "Centre point"))
-        self.addParameter(QgsProcessingParameterString(
-            self.PROMPT, "Prompt", defaultValue="a satellite image of farmland", multiLine=True))
-        self.addParameter(QgsProcessingParameterString(self.NEGATIVE_PROMPT, "Negative prompt", defaultValue="", optional=True))
-        self.addParameter(QgsProcessingParameterDateTime(
-            self.DATE, "Date", type=DATE, defaultValue=QDate(2020, 6, 15)))
-        self.addParameter(number(self.GSD, "Ground sample distance (m per pixel)", DOUBLE, 1.0, minValue=0.01))
-        self.addParameter(number(self.CLOUD_COVER, "Cloud cover (%)", DOUBLE, 0.0, minValue=0.0, maxValue=100.0))
+        prompt = declared_option(GenerationSettings, "prompt").option
+        self.addParameter(set_help(QgsProcessingParameterString(self.PROMPT, prompt.label, defaultValue=EXAMPLE_PROMPT,
+                                                                multiLine=True), prompt.help))
+        negative = declared_option(GenerationSettings, "negative_prompt")
+        self.addParameter(set_help(QgsProcessingParameterString(self.NEGATIVE_PROMPT, negative.option.label,
+                                                                defaultValue=negative.default, optional=True),
+                                   negative.option.help))
+        date = declared_option(ImageryOptions, "date")
+        self.addParameter(set_help(QgsProcessingParameterDateTime(
+            self.DATE, date.option.label, type=DATE, defaultValue=QDate(date.default.year, date.default.month, date.default.day)),
+            date.option.help))
+        self.addParameter(number_parameter(self.GSD, ImageryOptions, "gsd"))
+        self.addParameter(number_parameter(self.CLOUD_COVER, ImageryOptions, "cloud_cover"))
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, "Model (a converted DiffusionSat .safetensors file or its name)", optional=True,
             fileFilter="SatVision models (*.safetensors);;All files (*)"))
@@ -126,26 +121,26 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT_FOOTPRINT, "Footprint", type=VECTOR_POLYGON, optional=True,
             createByDefault=False))
-        self.addParameter(QgsProcessingParameterEnum(self.SWEEP, "Metadata sweep (one field varied)", options=SWEEP_LABELS, defaultValue=0))
+        self.addParameter(enum_parameter(self.SWEEP, ImageryOptions, "sweep_field", SWEEP_LABELS))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_SWEEP, "Metadata sweep picture", fileFilter="PNG images (*.png)", optional=True, createByDefault=False))
+        size = declared_option(GenerationSettings, "image_size")
         advanced = [
-            QgsProcessingParameterEnum(self.IMAGE_SIZE, "Image size", options=SIZE_LABELS, defaultValue=0),
-            number(self.STEPS, "Denoising steps", INTEGER, 30, minValue=1, maxValue=1000),
-            number(self.GUIDANCE, "Guidance scale (text and metadata)", DOUBLE, 7.5, minValue=1.0, maxValue=50.0),
-            number(self.SEED, "Seed (same seed, same image)", INTEGER, 0, minValue=0),
-            number(self.NUM_IMAGES, "Number of images", INTEGER, 1, minValue=1, maxValue=16),
-            QgsProcessingParameterEnum(self.SCHEDULER, "Scheduler", options=SCHEDULER_LABELS, defaultValue=0),
-            device_parameter(self.DEVICE),
+            set_help(QgsProcessingParameterEnum(self.IMAGE_SIZE, size.option.label, options=SIZE_LABELS,
+                                                defaultValue=SIZES.index(size.default)), size.option.help),
+            number_parameter(self.STEPS, GenerationSettings, "steps"),
+            number_parameter(self.GUIDANCE, GenerationSettings, "guidance_scale"),
+            number_parameter(self.SEED, GenerationSettings, "seed"),
+            number_parameter(self.NUM_IMAGES, GenerationSettings, "num_images"),
+            enum_parameter(self.SCHEDULER, GenerationSettings, "scheduler", SCHEDULER_LABELS),
+            device_parameter(self.DEVICE, ImageryOptions),
         ]
         self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputString("IMAGES", "Images written (JSON list)"))
         self.addOutput(QgsProcessingOutputNumber("WARNING_COUNT", "Out-of-distribution warnings"))
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
-        from ..inference.generate import GenerationSettings
-        from ..inference.synthetic import MapPoint, generate_imagery
-        from ..models.diffusionsat_metadata import Metadata
+        from ..inference.generate_job import MapPoint, generate_imagery
 
         crs = self.parameterAsPointCrs(parameters, self.POINT, context)
         point = self.parameterAsPoint(parameters, self.POINT, context, crs)
@@ -160,11 +155,11 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
         settings = GenerationSettings(
             prompt=prompt,
             negative_prompt=self.parameterAsString(parameters, self.NEGATIVE_PROMPT, context),
-            metadata=Metadata(
+            metadata=ImageryOptions(
                 gsd=self.parameterAsDouble(parameters, self.GSD, context),
-                cloud_cover=self.parameterAsDouble(parameters, self.CLOUD_COVER, context) / 100.0,
+                cloud_cover=self.parameterAsDouble(parameters, self.CLOUD_COVER, context),
                 date=dt.date(date.year(), date.month(), date.day()),
-            ),
+            ).metadata(),
             steps=self.parameterAsInt(parameters, self.STEPS, context),
             guidance_scale=self.parameterAsDouble(parameters, self.GUIDANCE, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
@@ -174,7 +169,7 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
         )
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         footprint = self.optional_output_layer(parameters, self.OUTPUT_FOOTPRINT, context)
-        sweep_field = SWEEPS[self.parameterAsEnum(parameters, self.SWEEP, context)]
+        sweep_field = SWEEP_FIELDS[self.parameterAsEnum(parameters, self.SWEEP, context)]
         sweep_path = self.parameterAsFileOutput(parameters, self.OUTPUT_SWEEP, context) or None
         if sweep_field != "none" and not sweep_path:
             raise QgsProcessingException("A metadata sweep needs a file for the sweep picture (Metadata sweep picture).")
@@ -187,8 +182,7 @@ class GenerateImageryAlgorithm(SatVisionAlgorithm):
             device=device_value(self.parameterAsEnum(parameters, self.DEVICE, context)),
             footprint_path=footprint, sweep_field=sweep_field, sweep_path=sweep_path if sweep_field != "none" else None,
             user_model_dirs=user_models_folders(),
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
-            is_cancelled=feedback.isCanceled, log=self.model_log(feedback), warn=feedback.pushWarning,
+            feedback=self.core_feedback(feedback),
         )
         for number, path in enumerate(result.paths[1:], start=2):
             details = QgsProcessingContext.LayerDetails(f"Synthetic image {number}", context.project(), self.OUTPUT)

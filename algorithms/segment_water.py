@@ -11,17 +11,18 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
     QgsSingleSymbolRenderer,
 )
 
-from ..inference.segment import SegmentationSettings
+from ..inference.segment_engine import SegmentationSettings
+from ..inference.segment_job import PolygonSettings
 from ..provider.settings import JOB_LIMIT_HELP, max_job_hours, user_models_folders
 from .base import SatVisionAlgorithm
-from .device_choices import DEVICE_HELP, device_parameter, device_value
+from .declared_parameters import declared_option, number_parameter
+from .device_choices import device_parameter, device_value
 from .layer_styles import (
     MASK_OPACITY,
     PROBABILITY_OPACITY,
@@ -33,8 +34,8 @@ from .layer_styles import (
     show_decimals,
 )
 from .model_parameter import with_model_chooser
-from .qgis_enums import DOUBLE, INTEGER, VECTOR_POLYGON
-from .reflectance_offset import REFLECTANCE_OFFSET, REFLECTANCE_OFFSET_HELP, reflectance_offset_parameter, reflectance_offset_value
+from .qgis_enums import VECTOR_POLYGON, set_help
+from .reflectance_offset import reflectance_offset_parameter, reflectance_offset_value
 
 
 def water_polygon_style(layer) -> None:
@@ -107,22 +108,10 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             "bands, else 4-band (B2, B3, B4, B8). Otherwise the name of a model in the user models folder "
             "(Processing options or SATVISION_MODELS_DIR) or the path of a SatVision .safetensors model file."
         ),
-        BANDS: (
-            "Leave empty to match the model's bands (e.g. B2, B3, B4, B8) with the raster's band descriptions. "
-            "Choose raster bands here, in the model's order, when the raster's bands have no such descriptions."
-        ),
-        EXTENT: "Process only this part of the raster (empty: the whole raster).",
         OUTPUT: "Water polygons (with holes) with area_m2, perimeter_m and mean_probability, in the raster's CRS.",
         PROBABILITY: "Optional GeoTIFF of the water probability (0–1) on the raster's grid.",
         MASK: "Optional GeoTIFF of the water mask (1 water, 0 land) on the raster's grid.",
-        TILE_SIZE: "Side of the square tiles the model sees, in pixels; 0 uses the tile size in the model's card.",
-        OVERLAP: "Pixels shared by neighbouring tiles, blended without seams; -1 uses the model's overlap.",
-        BATCH_SIZE: "Tiles per forward pass: more is faster on a GPU but needs more memory.",
-        DEVICE: DEVICE_HELP,
-        THRESHOLD: "A pixel is water when its probability is at or above this value.",
-        MIN_AREA: "Polygons smaller than this are dropped and holes smaller than this are filled (m²).",
-        SIMPLIFY: "Tolerance for simplifying the polygon outlines, in metres; 0 keeps every pixel edge.",
-        REFLECTANCE_OFFSET: REFLECTANCE_OFFSET_HELP,
+        # the other parameters' help is declared with their settings (SegmentationSettings, PolygonSettings)
     }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
@@ -136,13 +125,14 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             )
         )
         with_model_chooser(self.parameterDefinition(self.MODEL), "segmentation")  # installed models in dialogs
-        self.addParameter(
-            QgsProcessingParameterBand(
-                self.BANDS, "Bands in the model's order (empty: match band descriptions)",
-                parentLayerParameterName=self.INPUT, optional=True, allowMultiple=True,
-            )
-        )
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Limit to extent", optional=True))
+        bands = declared_option(SegmentationSettings, "band_positions").option
+        self.addParameter(set_help(
+            QgsProcessingParameterBand(self.BANDS, bands.label, parentLayerParameterName=self.INPUT, optional=True,
+                                       allowMultiple=True),
+            bands.help,
+        ))
+        extent = declared_option(SegmentationSettings, "bounds").option
+        self.addParameter(set_help(QgsProcessingParameterExtent(self.EXTENT, extent.label, optional=True), extent.help))
         self.addParameter(
             QgsProcessingParameterVectorDestination(self.OUTPUT, "Water polygons", type=VECTOR_POLYGON)
         )
@@ -151,15 +141,15 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.MASK, "Water mask", optional=True, createByDefault=False))
         advanced = [
-            QgsProcessingParameterNumber(self.TILE_SIZE, "Tile size in pixels (0: the model's)", INTEGER, 0, minValue=0),
-            QgsProcessingParameterNumber(self.OVERLAP, "Tile overlap in pixels (-1: the model's)", INTEGER, -1, minValue=-1),
-            QgsProcessingParameterNumber(self.BATCH_SIZE, "Batch size (tiles per forward pass)", INTEGER, 4, minValue=1),
-            device_parameter(self.DEVICE),
-            self.test_time_augmentation_parameter(),
-            QgsProcessingParameterNumber(self.THRESHOLD, "Water probability threshold", DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
-            QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon and hole area (m²)", DOUBLE, 300.0, minValue=0.0),
-            QgsProcessingParameterNumber(self.SIMPLIFY, "Simplification tolerance (m, 0: none)", DOUBLE, 5.0, minValue=0.0),
-            reflectance_offset_parameter(),
+            number_parameter(self.TILE_SIZE, SegmentationSettings, "tile_size"),
+            number_parameter(self.OVERLAP, SegmentationSettings, "overlap"),
+            number_parameter(self.BATCH_SIZE, SegmentationSettings, "batch_size"),
+            device_parameter(self.DEVICE, SegmentationSettings),
+            self.test_time_augmentation_parameter(SegmentationSettings),
+            number_parameter(self.THRESHOLD, SegmentationSettings, "threshold"),
+            number_parameter(self.MIN_AREA, PolygonSettings, "min_area_m2"),
+            number_parameter(self.SIMPLIFY, PolygonSettings, "simplify_m"),
+            reflectance_offset_parameter(SegmentationSettings),
         ]
         self.add_advanced_parameters(advanced)
         self.addOutput(QgsProcessingOutputNumber("POLYGON_COUNT", "Number of water polygons"))
@@ -169,7 +159,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("REFLECTANCE_OFFSET_USED", "Reflectance offset subtracted (raster values)"))
 
     def execute(self, parameters, context, feedback) -> dict[str, Any]:
-        from ..inference.water import segment_water
+        from ..inference.segment_job import segment_water
 
         layer, bounds = self.raster_and_bounds(parameters, context, self.INPUT, self.EXTENT)
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
@@ -198,9 +188,7 @@ class SegmentWaterAlgorithm(SatVisionAlgorithm):
             min_area_m2=self.parameterAsDouble(parameters, self.MIN_AREA, context),
             simplify_m=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
             user_model_dirs=user_models_folders(),
-            progress=lambda fraction: feedback.setProgress(100.0 * fraction),
-            is_cancelled=feedback.isCanceled,
-            log=self.model_log(feedback),
+            feedback=self.core_feedback(feedback),
         )
         for warning in result.warnings:
             feedback.reportError(warning, False)

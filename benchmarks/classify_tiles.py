@@ -32,8 +32,8 @@ from satvision.models.augmented_views import TTA_MODES  # noqa: E402  (no torch 
 
 
 def run_once(raster: Path, model: str | None, device: str, batch_size: int, tile_size: int | None, tta: str | None) -> dict:
-    from satvision.inference.classify import ClassificationSettings
-    from satvision.inference.tiles import classify_tiles
+    from satvision.inference.classify_engine import ClassificationSettings
+    from satvision.inference.classify_job import classify_tiles
     from satvision.models.catalog import resolve_model
     from satvision.models.modelfile import load_model
 

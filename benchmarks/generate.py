@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from diffusion_helpers import SCHEDULER, write_tokenizer  # noqa: E402
 
 from satvision.core.devices import device_label, resolve_device  # noqa: E402
-from satvision.inference.generate import GenerationSettings, Generator  # noqa: E402
+from satvision.core.feedback import CallbackFeedback  # noqa: E402
+from satvision.inference.generate_engine import GenerationSettings, Generator  # noqa: E402
 from satvision.models.diffusionsat import DiffusionSatModel  # noqa: E402
 from satvision.models.diffusionsat_metadata import Metadata  # noqa: E402
 
@@ -62,10 +63,11 @@ def main() -> int:
     built = time.perf_counter() - started
     stamps: list[float] = []
     settings = GenerationSettings("a satellite image of farmland", metadata=Metadata(gsd=1.0, date=None), steps=arguments.steps)
-    generator.generate(settings, progress=lambda fraction: stamps.append(time.perf_counter()))  # warm-up included
+    stamp = CallbackFeedback(progress=lambda fraction: stamps.append(time.perf_counter()))
+    generator.generate(settings, feedback=stamp)  # warm-up included
     stamps = []
     begin = time.perf_counter()
-    generator.generate(settings, progress=lambda fraction: stamps.append(time.perf_counter()))
+    generator.generate(settings, feedback=stamp)
     step_times = [stamps[0] - begin] + [b - a for a, b in zip(stamps[:-2], stamps[1:-1])]
     per_step = sum(step_times) / len(step_times)
     label = device_label(device)

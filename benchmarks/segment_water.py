@@ -99,9 +99,10 @@ def huge_vrt(work: Path) -> Path:
 def run_huge(raster: Path, strip_width: int, model: str | None, device: str, batch_size: int) -> dict:
     """Runs in the child process: the huge VRT whole (``strip_width`` 0) or a strip of it."""
     from satvision.core.errors import OperationCancelled, SatVisionError
+    from satvision.core.feedback import CallbackFeedback
     from satvision.core.raster import open_raster
-    from satvision.inference.segment import SegmentationSettings
-    from satvision.inference.water import segment_water
+    from satvision.inference.segment_engine import SegmentationSettings
+    from satvision.inference.segment_job import segment_water
 
     with open_raster(raster) as dataset:
         west, north = dataset.transform * (0, 0)
@@ -114,7 +115,8 @@ def run_huge(raster: Path, strip_width: int, model: str | None, device: str, bat
     figures: dict = {"strip_width": strip_width}
     try:
         result = segment_water(raster, raster.parent / f"huge-{strip_width}.gpkg", model=model, settings=settings,
-                               progress=progressed.append, is_cancelled=lambda: not strip_width and any(progressed))
+                               feedback=CallbackFeedback(progress=progressed.append,
+                                                         is_cancelled=lambda: not strip_width and any(progressed)))
         figures.update(outcome="ran", tiles=result.run.tile_count, skipped=result.run.skipped_tiles,
                        polygons=result.polygons.polygon_count, peak_buffer_bytes=result.run.peak_buffer_bytes,
                        device=result.run.device)
@@ -162,8 +164,8 @@ def run_once(raster: Path, model: str | None, device: str, batch_size: int) -> d
     timed on its own and reported apart: it is a fixed start-up cost, not part of processing the
     raster. The job then loads the model again (already imported: a fraction of a second, counted).
     """
-    from satvision.inference.segment import SegmentationSettings
-    from satvision.inference.water import segment_water
+    from satvision.inference.segment_engine import SegmentationSettings
+    from satvision.inference.segment_job import segment_water
     from satvision.models.catalog import resolve_model
     from satvision.models.modelfile import load_model
 

@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from ..core.diagnostics import collect_report, format_report
+    from ..diagnostics import collect_report, format_report
 
     report = collect_report(user_model_dirs=arguments.folder)
     print(json.dumps(report, indent=2) if arguments.json else format_report(report))

@@ -6,22 +6,25 @@ import argparse
 import json
 from pathlib import Path
 
+from ..core.options import add_arguments, argument_values, declared
 from .progress import FractionBar
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..earthengine.sentinel2 import TRAINING_WATER_LABEL
+
     parser = subparsers.add_parser("fetch", help="download Sentinel-2 (and water-label training pairs) from Google Earth Engine")
     tasks = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
 
     image = tasks.add_parser("sentinel2", help="a cloud-masked Sentinel-2 composite for an extent, as one GeoTIFF")
     image.add_argument("--bounds", required=True, help="west,south,east,north in --bounds-crs; write --bounds=W,S,E,N when west is negative")
-    image.add_argument("--bounds-crs", default="EPSG:4326", help="CRS of --bounds (default EPSG:4326)")
+    _add_bounds_crs_argument(image)
     image.add_argument("--output", type=Path, help="the GeoTIFF to write (not needed with --dry-run)")
     image.add_argument(
         "--dry-run", action="store_true",
         help="print the grid, the size estimate and the first request (serialised expression) as JSON; send nothing",
     )
-    _add_query_arguments(image, label_default="none")
+    _add_query_arguments(image)
     image.set_defaults(func=run_image)
 
     pairs = tasks.add_parser("pairs", help="image + water-label GeoTIFF pairs with a manifest, for segmentation training")
@@ -31,65 +34,67 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     pairs.add_argument("--areas", type=Path, help="a vector file of polygons (each feature's bounding box is an area)")
     pairs.add_argument("--name-field", help="attribute naming the files of --areas (default: area_N)")
-    pairs.add_argument("--bounds-crs", default="EPSG:4326", help="CRS of --extent (default EPSG:4326)")
+    _add_bounds_crs_argument(pairs)
     pairs.add_argument("--output", required=True, type=Path, help="folder for images/, labels/ and manifest.json")
-    _add_query_arguments(pairs, label_default="jrc")
+    _add_query_arguments(pairs, water_label=TRAINING_WATER_LABEL)
     pairs.set_defaults(func=run_pairs)
 
 
-def _add_query_arguments(parser: argparse.ArgumentParser, label_default: str) -> None:
-    from ..earthengine.fetch import DEFAULT_MAX_MEGABYTES
-    from ..earthengine.grid import DEFAULT_TILE_SIZE
-    from ..earthengine.sentinel2 import CLOUD_MASKS, COMPOSITES, DEFAULT_BANDS, WATER_LABELS
+#: The options of ``fetch`` declared on the settings (:mod:`core.options`), in the order of ``--help``
+#: (``--bands`` between ``--level`` and the rest: it stays the comma-separated text it always was).
+QUERY_OPTIONS = ("level", "max_cloud", "cloud_mask", "clear_threshold", "composite", "water_label", "water_occurrence")
+OUTPUT_OPTIONS = ("resolution", "crs")
+CONNECTION_OPTIONS = ("project", "service_account_key_file")
+REQUEST_OPTIONS = ("max_parallel", "tile_size", "max_megabytes")
+
+
+def _add_bounds_crs_argument(parser: argparse.ArgumentParser) -> None:
+    from ..earthengine.fetch import FetchSettings
+
+    add_arguments(parser, FetchSettings, ["bounds_crs"])
+
+
+def _add_query_arguments(parser: argparse.ArgumentParser, **defaults: object) -> None:
+    """The imagery and access options; ``defaults`` overrides a declared default for this command."""
+    from ..earthengine.connection import ConnectionSettings
+    from ..earthengine.fetch import FetchSettings
+    from ..earthengine.sentinel2 import Sentinel2Query
 
     query = parser.add_argument_group("imagery")
     query.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
     query.add_argument("--end", required=True, help="last date (inclusive), YYYY-MM-DD")
-    query.add_argument("--level", choices=("L2A", "L1C"), default="L2A")
-    query.add_argument("--bands", default=",".join(DEFAULT_BANDS), help=f"comma-separated (default {','.join(DEFAULT_BANDS)})")
-    query.add_argument("--max-cloud", type=float, default=20.0, help="maximum scene cloud percentage (default 20)")
-    query.add_argument("--cloud-mask", choices=CLOUD_MASKS, default="cloud_score_plus")
-    query.add_argument("--clear-threshold", type=float, default=0.6, help="Cloud Score+ cs_cdf threshold (default 0.6)")
-    query.add_argument("--composite", choices=COMPOSITES, default="median")
-    query.add_argument("--water-label", choices=WATER_LABELS, default=label_default)
-    query.add_argument("--water-occurrence", type=float, default=50.0, help="JRC occurrence %% for water (default 50)")
-    query.add_argument("--resolution", type=float, default=10.0)
-    query.add_argument("--crs", help="output CRS (default: UTM zone of the extent's centre)")
+    add_arguments(query, Sentinel2Query, QUERY_OPTIONS[:1], **defaults)
+    bands = declared(Sentinel2Query, ["bands"])["bands"]
+    shown = ",".join(bands.default)
+    query.add_argument(bands.flag, dest="bands", default=shown, metavar=bands.option.metavar,
+                       help=f"{bands.option.help} (comma-separated, default {shown})".replace("%", "%%"))
+    add_arguments(query, Sentinel2Query, QUERY_OPTIONS[1:], **defaults)
+    add_arguments(query, FetchSettings, OUTPUT_OPTIONS)
     access = parser.add_argument_group("Earth Engine access")
-    access.add_argument("--project", help="Cloud project ID (default $SATVISION_EE_PROJECT)")
-    access.add_argument("--service-account-key", help="service-account JSON key file (default: earthengine authenticate's credentials)")
-    access.add_argument("--parallel", type=int, default=16, help="parallel requests (default 16)")
-    access.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"request tile side in px (default {DEFAULT_TILE_SIZE})")
-    access.add_argument("--max-megabytes", type=float, default=DEFAULT_MAX_MEGABYTES, help="refuse larger downloads")
+    add_arguments(access, ConnectionSettings, CONNECTION_OPTIONS)
+    add_arguments(access, FetchSettings, REQUEST_OPTIONS)
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
 
 
 def _query(arguments: argparse.Namespace):  # noqa: ANN202
     from ..earthengine.sentinel2 import Sentinel2Query
 
-    return Sentinel2Query(
-        start=arguments.start, end=arguments.end, level=arguments.level,
-        max_cloud=arguments.max_cloud, cloud_mask=arguments.cloud_mask, clear_threshold=arguments.clear_threshold,
-        composite=arguments.composite,
-        bands=tuple(band.strip().upper() for band in arguments.bands.split(",") if band.strip()),
-        water_label=arguments.water_label, water_occurrence=arguments.water_occurrence,
-    )
+    bands = tuple(band.strip().upper() for band in arguments.bands.split(",") if band.strip())
+    return Sentinel2Query(start=arguments.start, end=arguments.end, bands=bands,
+                          **argument_values(arguments, Sentinel2Query, QUERY_OPTIONS))
 
 
 def _settings(arguments: argparse.Namespace, bounds: tuple[float, float, float, float]):  # noqa: ANN202
     from ..earthengine.fetch import FetchSettings
 
-    return FetchSettings(
-        bounds=bounds, bounds_crs=arguments.bounds_crs, resolution=arguments.resolution, crs=arguments.crs,
-        tile_size=arguments.tile_size, max_parallel=arguments.parallel, max_megabytes=arguments.max_megabytes,
-    )
+    return FetchSettings(bounds=bounds, **argument_values(arguments, FetchSettings, ("bounds_crs",) + OUTPUT_OPTIONS + REQUEST_OPTIONS))
 
 
 def _connection(arguments: argparse.Namespace):  # noqa: ANN202
     from ..earthengine.connection import ConnectionSettings
 
-    return ConnectionSettings(project=arguments.project, service_account_key_file=arguments.service_account_key,
-                              max_parallel_requests=arguments.parallel)
+    return ConnectionSettings(**argument_values(arguments, ConnectionSettings, CONNECTION_OPTIONS),
+                              max_parallel_requests=arguments.max_parallel)
 
 
 def parse_bounds(text: str) -> tuple[float, float, float, float]:
@@ -114,7 +119,7 @@ def run_image(arguments: argparse.Namespace) -> int:
         raise SatVisionError("Give --output FILE.tif (or --dry-run to only see the request).")
     with FractionBar(arguments.quiet) as bar:
         result = fetch_sentinel2(_query(arguments), _settings(arguments, parse_bounds(arguments.bounds)), arguments.output,
-                                 _connection(arguments), progress=bar.progress, log=bar.log)
+                                 _connection(arguments), feedback=bar)
     print(f"Wrote {result.path} ({result.grid.width} x {result.grid.height} px, bands {','.join(result.bands)}, "
           f"{len(result.scenes)} scenes, {format_bytes(result.stats.bytes)} fetched)")
     return 0
@@ -143,7 +148,7 @@ def dry_run(arguments: argparse.Namespace) -> int:
 
 def run_pairs(arguments: argparse.Namespace) -> int:
     from ..core.errors import SatVisionError
-    from ..training.export_pairs import Area, export_training_pairs, safe_name
+    from ..earthengine.training_pairs import Area, export_training_pairs, safe_name
 
     taken: set[str] = set()
     areas = []
@@ -156,7 +161,7 @@ def run_pairs(arguments: argparse.Namespace) -> int:
         raise SatVisionError("Give the areas: --extent NAME=W,S,E,N (repeatable) or --areas FILE.")
     with FractionBar(arguments.quiet) as bar:
         manifest = export_training_pairs(areas, _query(arguments), _settings(arguments, areas[0].bounds), arguments.output,
-                                         _connection(arguments), progress=bar.progress, log=bar.log)
+                                         _connection(arguments), feedback=bar)
     count = len(json.loads(manifest.read_text(encoding="utf-8"))["pairs"])
     print(f"Wrote {count} pairs and {manifest}")
     return 0
@@ -167,7 +172,7 @@ def areas_from_file(path: Path, name_field: str | None, taken: set[str]):  # noq
     from osgeo import ogr, osr
 
     from ..core.errors import SatVisionError
-    from ..training.export_pairs import Area, safe_name
+    from ..earthengine.training_pairs import Area, safe_name
 
     source = ogr.Open(str(path))
     if source is None or source.GetLayerCount() == 0:

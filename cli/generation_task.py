@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from .printed_lines import PrintedLines
 
 HELP = {"train": "fine-tune a generation model (DiffusionSat-compatible) on GeoTIFFs with captions"}
 
@@ -40,5 +43,5 @@ def train(arguments: argparse.Namespace) -> int:
         checkpoint_every=arguments.checkpoint_every, seed=arguments.seed, workers=arguments.workers,
     )
     train_generation(arguments.data, arguments.model, arguments.output, config,
-                     log=(lambda message: None) if arguments.quiet else print, show_progress=not arguments.quiet)
+                     feedback=PrintedLines(arguments.quiet, file=sys.stdout), show_progress=not arguments.quiet)
     return 0

@@ -69,7 +69,7 @@ def show_command(arguments: argparse.Namespace) -> int:
 
 def convert_command(arguments: argparse.Namespace) -> int:
     from ..models.card import load_card_json
-    from ..models.safe_checkpoints import convert_checkpoint
+    from ..models.modelfile import convert_checkpoint
 
     card = load_card_json(arguments.card.read_text(encoding="utf-8"), source=f"card {arguments.card.name}")
     output = convert_checkpoint(arguments.checkpoint, card, arguments.output)

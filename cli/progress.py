@@ -1,4 +1,5 @@
-"""A progress bar for jobs that report a completed fraction (0–1), with log lines above it."""
+"""The terminal's :class:`~satvision.core.feedback.Feedback`: a progress bar for jobs that report a
+completed fraction (0–1), with log lines and warnings above it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 
 class FractionBar:
-    """A tqdm bar fed with fractions; ``log``/``warn`` print above it; ``quiet`` shows nothing."""
+    """A tqdm bar fed with fractions; ``info``/``warning`` print above it; ``quiet`` shows nothing but
+    the warnings. Never cancelled: Ctrl-C stops the command (``KeyboardInterrupt``)."""
 
     def __init__(self, quiet: bool = False) -> None:
         from tqdm import tqdm
@@ -20,11 +22,14 @@ class FractionBar:
             self.bar.n = int(1000 * fraction)
             self.bar.refresh()
 
-    def log(self, message: str) -> None:
+    def cancelled(self) -> bool:
+        return False
+
+    def info(self, message: str) -> None:
         if not self.quiet:
             self._tqdm.write(message)
 
-    def warn(self, message: str) -> None:
+    def warning(self, message: str) -> None:
         self._tqdm.write(f"warning: {message}")
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 ``auto`` (default) lets the engine detect the +1000 offset of Sentinel-2 processing baseline
 04.00 and later; a number of raster values is subtracted as given (0: none). The value goes
-unchanged into ``SegmentationSettings.reflectance_offset`` / ``ClassificationSettings.reflectance_offset``.
+unchanged into ``SegmentationSettings.reflectance_offset`` / ``ClassificationSettings.reflectance_offset``,
+whose declaration gives the flag's help and default.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import SatVisionError
+from ..core.options import declared
 from ..models.normalisation import AUTO, ReflectanceOffsetSetting, parse_reflectance_offset
-
-HELP = ("raster values subtracted before the model: auto (default) detects the +1000 of Sentinel-2 processing "
-        "baseline 04.00 and later from the metadata or the darkest values; 0 keeps the values; N subtracts N")
 
 
 def reflectance_offset_argument(text: str) -> ReflectanceOffsetSetting:
@@ -25,6 +24,8 @@ def reflectance_offset_argument(text: str) -> ReflectanceOffsetSetting:
     return AUTO if number is None else number
 
 
-def add_reflectance_offset_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reflectance-offset", type=reflectance_offset_argument, default=AUTO, metavar="auto|N",
-                        help=HELP)
+def add_reflectance_offset_argument(parser: argparse.ArgumentParser, settings_class: type) -> None:
+    """``--reflectance-offset`` with the declaration of ``settings_class.reflectance_offset`` (help, default, metavar)."""
+    item = declared(settings_class, ["reflectance_offset"])["reflectance_offset"]
+    parser.add_argument(item.flag, dest=item.name, type=reflectance_offset_argument, default=item.default,
+                        metavar=item.option.metavar, help=item.option.help.replace("%", "%%"))

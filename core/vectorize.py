@@ -16,7 +16,7 @@ import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator
 from xml.sax.saxutils import escape  # nosec B406 - escapes text written into a QML style; no XML is parsed
 
 import numpy as np
@@ -28,6 +28,7 @@ from rasterio.windows import Window
 
 from .atomic import atomic_path
 from .errors import OperationCancelled, RasterError, SatVisionError
+from .feedback import Feedback, SilentFeedback
 from .raster import Grid, grid_of, open_raster
 from .vector_io import check as _check
 from .vector_io import created_dataset as _created_dataset
@@ -50,10 +51,6 @@ _CENTRE_STEP_DEG = 0.25
 #: How many of those projections are kept.
 _LOCAL_CACHE_SIZE = 64
 
-ProgressCallback = Callable[[float], None]
-CancelCheck = Callable[[], bool]
-
-
 @dataclass(frozen=True)
 class VectorizeSummary:
     """What :func:`vectorize_mask` wrote."""
@@ -72,8 +69,7 @@ def vectorize_mask(
     min_area_m2: float = 0.0,
     simplify_m: float = 0.0,
     layer_name: str = "water",
-    progress: Optional[ProgressCallback] = None,
-    is_cancelled: Optional[CancelCheck] = None,
+    feedback: Feedback | None = None,
 ) -> VectorizeSummary:
     """Write the water pixels (value 1) of ``mask_path`` as polygons to ``output_path``.
 
@@ -91,7 +87,7 @@ def vectorize_mask(
     driver_name = output_driver(output, "water polygons")
     if min_area_m2 < 0 or simplify_m < 0:
         raise SatVisionError("The minimum area and the simplification tolerance cannot be negative.")
-    reporter = _Reporter(progress, is_cancelled)
+    reporter = _Reporter(feedback or SilentFeedback())
     reporter.report(0.0)
 
     with open_raster(mask_path) as mask:
@@ -145,22 +141,21 @@ def _check_same_grid(probability: rasterio.io.DatasetReader, grid: Grid, mask_pa
 class _Reporter:
     """Throttled progress reports and cancellation checks."""
 
-    def __init__(self, progress: Optional[ProgressCallback], is_cancelled: Optional[CancelCheck]) -> None:
-        self._progress = progress
-        self._is_cancelled = is_cancelled
+    def __init__(self, feedback: Feedback) -> None:
+        self._feedback = feedback
         self._last = -1.0
 
     def report(self, fraction: float, *, check: bool = True) -> None:
         fraction = min(max(fraction, 0.0), 1.0)
         changed = fraction - self._last >= 0.001 or (fraction == 1.0 and self._last < 1.0)
-        if self._progress is not None and changed:
+        if changed:
             self._last = fraction
-            self._progress(fraction)
+            self._feedback.progress(fraction)
         if check:
             self.check()
 
     def check(self) -> None:
-        if self._is_cancelled is not None and self._is_cancelled():
+        if self._feedback.cancelled():
             raise OperationCancelled(CANCELLED_MESSAGE)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..core.dependencies import require
+from ..core.options import option
 from .credentials import PROJECT_VARIABLES, SERVICE_ACCOUNT, credential_source
 from .errors import EarthEngineAuthError, explain, no_credentials_error
 
@@ -29,18 +30,27 @@ BACKEND_VARIABLE = "SATVISION_EE_BACKEND"
 #: Cloud project IDs: 6–30 lowercase letters, digits and hyphens, starting with a letter and not
 #: ending with a hyphen; legacy IDs may carry a domain prefix ("example.com:my-project").
 PROJECT_ID = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+#: Parallel requests unless chosen: the default of the ``max_parallel`` option of
+#: :class:`.fetch.FetchSettings`, which sizes the connection pool through :func:`.fetch.connect_for`.
+DEFAULT_PARALLEL_REQUESTS = 16
 
 
 @dataclass(frozen=True)
 class ConnectionSettings:
     """What the user told us; everything optional falls back to the environment."""
 
-    project: str | None = None
-    service_account_key_file: str | None = None
+    project: str | None = option(
+        None, label="Earth Engine project ID (empty: the Processing option or SATVISION_EE_PROJECT)",
+        help=("ID of a Google Cloud project registered for Earth Engine; empty: SATVISION_EE_PROJECT (in QGIS, first the "
+              "Processing option)."))
+    service_account_key_file: str | None = option(
+        None, flag="--service-account-key", metavar="SERVICE_ACCOUNT_KEY", label="Credentials: service-account key file (JSON)",
+        help=("A service-account key file (JSON); empty: the key of the QGIS authentication configuration if given, else your "
+              "earthengine authenticate login."))
     #: the JSON text of a service-account key (from a QGIS authentication configuration)
     service_account_key_data: str | None = None
     #: parallel requests the HTTP connection pool must serve without blocking
-    max_parallel_requests: int = 16
+    max_parallel_requests: int = DEFAULT_PARALLEL_REQUESTS
     #: an httplib2-compatible transport replacing the network (a proxy, or the tests' fake server)
     transport: Any = field(default=None, repr=False, compare=False)
 

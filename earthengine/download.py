@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..core.errors import OperationCancelled
+from ..core.feedback import Feedback, SilentFeedback
 from ..core.raster import Grid
 from .errors import RateLimitExhausted, explain, http_status, is_retryable
 from .grid import RequestTile, request_tiles, tile_count
@@ -135,17 +136,14 @@ def download(
     *,
     dtype: str = "uint16",
     tile_size: int,
-    max_parallel: int = 16,
+    max_parallel: int,
     retry: RetryPolicy = RetryPolicy(),
     project: str | None = None,
     credentials_kind: str | None = None,
-    progress: Callable[[float], None] | None = None,
-    is_cancelled: Callable[[], bool] | None = None,
-    log: Callable[[str], None] | None = None,
+    feedback: Feedback | None = None,
 ) -> DownloadStats:
     """Fetch ``image`` on ``grid`` tile by tile and hand each tile to ``write`` (main thread)."""
-    report = progress or (lambda fraction: None)
-    cancelled = is_cancelled or (lambda: False)
+    feedback = feedback or SilentFeedback()
     total = tile_count(grid, tile_size)
     stop = threading.Event()
     fetcher = TileFetcher(image, grid, band_ids, dtype, retry, stop, project, credentials_kind)
@@ -164,16 +162,16 @@ def download(
             if not pending:
                 break
             finished, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-            if cancelled():
+            if feedback.cancelled():
                 raise OperationCancelled("Download cancelled; no output was written.")
             for future in finished:
                 tile = pending.pop(future)
                 bands = future.result()  # raises the explained failure of that tile
                 write(bands, tile)
                 done += 1
-                report(done / total)
-                if log and (done == total or done % max(1, total // 10) == 0):
-                    log(f"Tile {done}/{total} written")
+                feedback.progress(done / total)
+                if done == total or done % max(1, total // 10) == 0:
+                    feedback.info(f"Tile {done}/{total} written")
     except _Cancelled:
         raise OperationCancelled("Download cancelled; no output was written.") from None
     finally:

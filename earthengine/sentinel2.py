@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..core.errors import SatVisionError
+from ..core.options import default_of, option
 
 COLLECTIONS = {"L2A": "COPERNICUS/S2_SR_HARMONIZED", "L1C": "COPERNICUS/S2_HARMONIZED"}
+LEVELS = tuple(COLLECTIONS)
 CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
 JRC_WATER = "JRC/GSW1_4/GlobalSurfaceWater"
 HANSEN = "UMD/hansen/global_forest_change_2015"
@@ -30,6 +32,8 @@ DEFAULT_BANDS = ("B2", "B3", "B4", "B8", "B11", "B12")
 CLOUD_MASKS = ("cloud_score_plus", "scl", "none")
 COMPOSITES = ("median", "least_cloudy", "mosaic")
 WATER_LABELS = ("none", "jrc", "hansen")
+#: The water label of training pairs unless chosen (a pair needs a label; ``fetch sentinel2`` adds none).
+TRAINING_WATER_LABEL = "jrc"
 #: SCL classes masked as not clear: cloud shadow, cloud medium/high probability, thin cirrus.
 SCL_NOT_CLEAR = (3, 8, 9, 10)
 #: Raster value of reflectance 1.0 in both collections.
@@ -43,20 +47,49 @@ LABEL_LAND, LABEL_WATER = 1, 2
 
 @dataclass(frozen=True)
 class Sentinel2Query:
-    """What to fetch; dates are ISO strings, ``end`` inclusive."""
+    """What to fetch; dates are ISO strings, ``end`` inclusive.
+
+    Taken by :func:`earthengine.fetch.fetch_sentinel2` and
+    :func:`earthengine.training_pairs.export_training_pairs`; validated when made (an unknown level,
+    band or mode, or dates out of order, raise :class:`core.errors.SatVisionError`). Each field's help
+    is declared with the field (see core/options.py); ``satvision fetch sentinel2 --help`` lists
+    them. Each option is declared once here: ``satvision fetch`` and the Earth Engine algorithms
+    build their arguments and parameters from these fields. Fields that are not user options:
+    ``start`` and ``end`` (the first and last day, ``YYYY-MM-DD``; required).
+    """
 
     start: str
     end: str
-    level: str = "L2A"
-    max_cloud: float = 20.0
-    cloud_mask: str = "cloud_score_plus"
+    level: str = option(
+        "L2A", choices=LEVELS, label="Collection level",
+        help="L2A: surface reflectance (atmospherically corrected). L1C: top-of-atmosphere reflectance.")
+    max_cloud: float = option(
+        20.0, minimum=0.0, maximum=100.0, label="Maximum scene cloud percentage",
+        help="Scenes whose cloud percentage (CLOUDY_PIXEL_PERCENTAGE) is above this are left out before masking.")
+    cloud_mask: str = option(
+        "cloud_score_plus", choices=CLOUD_MASKS, label="Cloud masking",
+        help=("How cloudy pixels are removed: Cloud Score+ (pixels under the threshold), the L2A scene "
+              "classification (SCL), or not at all."))
     #: Cloud Score+ ``cs_cdf`` at or above which a pixel counts as clear (0.5–0.65 recommended)
-    clear_threshold: float = 0.6
-    composite: str = "median"
-    bands: tuple[str, ...] = DEFAULT_BANDS
-    water_label: str = "none"
+    clear_threshold: float = option(
+        0.6, minimum=0.0, maximum=1.0, label="Cloud Score+ threshold (cs_cdf at or above which a pixel is clear)",
+        help="Cloud Score+ cs_cdf value at or above which a pixel counts as clear (higher: stricter).")
+    composite: str = option(
+        "median", choices=COMPOSITES, label="Composite",
+        help="How the scenes become one image: the median of clear pixels, the least-cloudy scene, or the most recent clear pixel.")
+    bands: tuple[str, ...] = option(
+        DEFAULT_BANDS, label="Bands", metavar="BAND,...",
+        help=("Sentinel-2 bands to download, written in catalogue order with their names as band descriptions. The default "
+              "B2, B3, B4, B8, B11, B12 is what the bundled 6-band water model needs; all bands come at the chosen "
+              "resolution (Earth Engine resamples the 20 m bands B11 and B12 to it)."))
+    water_label: str = option(
+        "none", choices=WATER_LABELS, label="Water label band",
+        help=("Adds a label band: 1 land, 2 water, 0 no data, from JRC Global Surface Water occurrence or the "
+              "Hansen datamask; None adds no band."))
     #: JRC occurrence (%) at or above which a pixel is labelled water
-    water_occurrence: float = 50.0
+    water_occurrence: float = option(
+        50.0, minimum=0.0, maximum=100.0, label="JRC occurrence (%) at or above which a pixel is water",
+        help="JRC occurrence (% of observations with water) at or above which a pixel is water.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", tuple(self.bands))
@@ -90,7 +123,8 @@ class Sentinel2Query:
         if not 0.0 <= self.max_cloud <= 100.0:
             raise SatVisionError(f"The maximum scene cloud percentage must be 0-100 (got {self.max_cloud:g}).")
         if not 0.0 <= self.clear_threshold <= 1.0:
-            raise SatVisionError(f"The Cloud Score+ threshold must be 0-1 (got {self.clear_threshold:g}; 0.6 is usual).")
+            usual = default_of(Sentinel2Query, "clear_threshold")
+            raise SatVisionError(f"The Cloud Score+ threshold must be 0-1 (got {self.clear_threshold:g}; {usual:g} is usual).")
 
     @property
     def collection_id(self) -> str:

@@ -24,7 +24,7 @@ Three checks, each with a message that names the parameter to change and a value
 
 The tile-size checks live with the engines (``segment.check_tile_size``, ``classify_raster``),
 using the networks' own rules (:func:`models.segmentation.tile_multiple`,
-:func:`models.classification.min_tile_size`).
+:func:`models.classifier_input.min_tile_size`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """The architecture factory: a card's ``architecture.id`` → a torch network.
 
-Each architecture registers a builder that receives the card and returns an ``nn.Module``;
-the input channel count comes from the card's bands and the output count from its classes,
-so a card always describes the network it builds. Builders import their libraries lazily.
+:data:`ARCHITECTURES` is the table of the architectures SatVision knows (as
+segmentation-models-pytorch keeps its encoders): each spec names its task, the packages it needs
+and its builder as ``"module:function"`` (relative to this package), a function that receives the
+card and returns an ``nn.Module``. The input channel count comes from the card's bands and the
+output count from its classes, so a card always describes the network it builds. Reading the
+table imports nothing: the builder's module is imported when a network is built, and builders
+import their libraries lazily.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -23,27 +28,50 @@ class ArchitectureSpec:
     id: str
     task: str
     description: str
-    build: Callable[[ModelCard], "torch.nn.Module"]
-    requires: tuple[str, ...]
+    builder: str  # "module:function", the module relative to satvision.models
+    requires: tuple[str, ...] = ("torch",)
+
+    @property
+    def build(self) -> Callable[[ModelCard], "torch.nn.Module"]:
+        """The builder ``card -> nn.Module`` (imports its module)."""
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module, __package__), function)
 
 
-_ARCHITECTURES: dict[str, ArchitectureSpec] = {}
+SMP = ("torch", "segmentation_models_pytorch")
+TIMM = ("torch", "timm")
 
-
-def register(id: str, task: str, description: str, requires: tuple[str, ...] = ("torch",)):
-    """Decorator registering a builder ``card -> nn.Module`` under ``id``."""
-
-    def decorator(build: Callable[[ModelCard], "torch.nn.Module"]):
-        _ARCHITECTURES[id] = ArchitectureSpec(id, task, description, build, requires)
-        return build
-
-    return decorator
+#: Every architecture by id.
+ARCHITECTURES: dict[str, ArchitectureSpec] = {
+    spec.id: spec
+    for spec in (
+        ArchitectureSpec("vit", "classification", "Vision Transformer from scratch (the origin notebook's; presets: seed, tiny64, small64)",
+                         ".classification:build_vit"),
+        ArchitectureSpec("timm", "classification", "any timm backbone by name (vit_tiny_patch16_224, mobilenetv2_100, resnet50, …)",
+                         ".classification:build_timm", TIMM),
+        ArchitectureSpec(
+            "diffusionsat", "generation",
+            "DiffusionSat-compatible text + metadata latent diffusion (SD 2.1 UNet with metadata embedding, VAE, CLIP text encoder)",
+            ".generation:build_diffusionsat", ("torch", "diffusers", "transformers"),
+        ),
+        ArchitectureSpec("unet", "segmentation", "UNet on any smp encoder (ResNet50 as in the origin notebook)", ".segmentation:build_unet", SMP),
+        ArchitectureSpec(
+            "attention_unet", "segmentation",
+            "Attention U-Net: UNet with additive attention gates on every skip (Oktay et al. 2018), any smp encoder",
+            ".segmentation:build_attention_unet", SMP,
+        ),
+        ArchitectureSpec(
+            "unet3plus", "segmentation",
+            "UNet 3+: full-scale skips, deep supervision, classification-guided tile gate (Huang et al. 2020), any smp encoder",
+            ".segmentation:build_unet3plus", SMP,
+        ),
+    )
+}
 
 
 def architectures() -> dict[str, ArchitectureSpec]:
-    """All registered architectures by id."""
-    _register_builtin()
-    return dict(_ARCHITECTURES)
+    """All architectures by id (a copy of :data:`ARCHITECTURES`)."""
+    return dict(ARCHITECTURES)
 
 
 def build_network(card: ModelCard) -> "torch.nn.Module":
@@ -69,7 +97,3 @@ def build_network(card: ModelCard) -> "torch.nn.Module":
             f"architecture.params of {card.name!r} do not fit {spec.id!r}: {error}."
         ) from error
 
-
-def _register_builtin() -> None:
-    """Import the modules whose decorators register the built-in architectures."""
-    from . import classification, generation, segmentation  # noqa: F401

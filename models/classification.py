@@ -1,17 +1,18 @@
-"""Tile classification architectures for the architecture factory.
+"""Tile classification architectures for the architecture factory (builders named in
+:data:`.architectures.ARCHITECTURES`). This module imports torch; what the inference needs to
+know about a classifier without torch (its input size, the smallest tile) is in
+:mod:`.classifier_input`.
 
 Every classifier is a :class:`Classifier`: an ``encoder`` (image → feature vector) and a ``head``
 (features → class logits), so the trainer can freeze the encoder and train the head first (the
-seed's linear probe), and a tile of another size is resized to the network's ``input_size``.
+origin notebook's linear probe), and a tile of another size is resized to the network's ``input_size``.
 
 At inference a classifier may also zoom into the tile (``test_zoom`` > 1, the ``crop_pct`` of
 timm's evaluation transform, and FixRes, Touvron et al. 2019): the tile is magnified by that
 factor (bilinear) and its central ``input_size`` square classified. Trained on random resized
 crops, the network saw tiles magnified and smoothed by the crop's upsampling; whole raw tiles
-are sharper and smaller than that. On EuroSAT (resnet10t, crops of 60–100 % of the area) a zoom
-of 70/64 lifts validation accuracy from 96.5 % to 97.3 % with one pass. The zoom smooths, though:
-on the real Sentinel-2 scene of the demo it turned rough open sea into Forest, so the bundled
-classifier closes the gap on the training side instead (last epochs without resized crops).
+are sharper and smaller than that. What the zoom did to the bundled classifier (and why it does
+not use it) is in the README's section on it.
 
 - ``vit``: our Vision Transformer from scratch (:mod:`models.vit`), params = :class:`ViTConfig`.
 - ``timm``: any timm model by name (ViT-Tiny/16, MobileNetV2, ResNet50, …) built without its
@@ -22,96 +23,54 @@ classifier closes the gap on the training side instead (last epochs without resi
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .architectures import register
+import torch
+from torch import nn
+
 from .card import ModelCard
 
-if TYPE_CHECKING:
-    import torch
 
-TIMM = ("torch", "timm")
+class Classifier(nn.Module):
+    """``head(encoder(resize(x)))``: ``x`` resized to ``input_size`` when it differs; in
+    evaluation mode resized to the zoomed size and centre-cropped to ``input_size``."""
 
+    def __init__(self, encoder: nn.Module, head: nn.Module, input_size: int, test_zoom: float = 1.0) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.input_size = int(input_size)
+        self.test_zoom = float(test_zoom)
 
-def _classifier_class():
-    from torch import nn
+    @property
+    def zoomed_size(self) -> int:
+        """The side the tile is resized to before the centre crop at inference; the margin is
+        even, so the crop is centred exactly and commutes with flips and 90° turns."""
+        return self.input_size + 2 * round(self.input_size * (self.test_zoom - 1) / 2)
 
-    class Classifier(nn.Module):
-        """``head(encoder(resize(x)))``: ``x`` resized to ``input_size`` when it differs; in
-        evaluation mode resized to the zoomed size and centre-cropped to ``input_size``."""
-
-        def __init__(self, encoder: nn.Module, head: nn.Module, input_size: int, test_zoom: float = 1.0) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.head = head
-            self.input_size = int(input_size)
-            self.test_zoom = float(test_zoom)
-
-        @property
-        def zoomed_size(self) -> int:
-            """The side the tile is resized to before the centre crop at inference; the margin is
-            even, so the crop is centred exactly and commutes with flips and 90° turns."""
-            return self.input_size + 2 * round(self.input_size * (self.test_zoom - 1) / 2)
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            size = self.input_size if self.training else self.zoomed_size
-            if tuple(images.shape[-2:]) != (size, size):
-                shrinking = images.shape[-1] > size
-                images = nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
-            margin = (size - self.input_size) // 2
-            if margin:
-                images = images[..., margin:margin + self.input_size, margin:margin + self.input_size]
-            return self.head(self.encoder(images))
-
-    return Classifier
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.input_size if self.training else self.zoomed_size
+        if tuple(images.shape[-2:]) != (size, size):
+            shrinking = images.shape[-1] > size
+            images = nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
+        margin = (size - self.input_size) // 2
+        if margin:
+            images = images[..., margin:margin + self.input_size, margin:margin + self.input_size]
+        return self.head(self.encoder(images))
 
 
-#: Largest magnification of a tile up to the network's input size that still makes sense.
-MAX_TILE_MAGNIFICATION = 4
-
-
-def network_input_size(card: ModelCard) -> int:
-    """The side every tile is resized to before the network (``image_size`` of our ViT,
-    ``input_size`` of a timm model)."""
-    params = card.architecture.params
-    if card.architecture.id == "vit":
-        from .vit import ViTConfig
-
-        return int(params.get("image_size", ViTConfig.image_size))
-    return int(params.get("input_size", card.tiling.tile_size))
-
-
-def min_tile_size(card: ModelCard) -> int:
-    """The smallest tile worth classifying: a quarter of the network's input side.
-
-    A classifier reads any tile resized to its input size, so no tile fails outright; but a tile
-    magnified more than :data:`MAX_TILE_MAGNIFICATION` times shows the network a few blurred
-    blocks (a 1 px tile becomes a flat square), and the tile count grows with the inverse square.
-    """
-    return max(1, math.ceil(network_input_size(card) / MAX_TILE_MAGNIFICATION))
-
-
-def classifier(encoder: "torch.nn.Module", head: "torch.nn.Module", input_size: int, test_zoom: float = 1.0) -> "torch.nn.Module":
-    return _classifier_class()(encoder, head, input_size, test_zoom)
-
-
-@register("vit", task="classification", description="Vision Transformer from scratch (the seed's; presets: seed, tiny64, small64)")
-def build_vit(card: ModelCard) -> "torch.nn.Module":
+def build_vit(card: ModelCard) -> Classifier:
     from .vit import VisionTransformer, ViTConfig, vit_head
 
     params = dict(card.architecture.params)
     test_zoom = params.pop("test_zoom", 1.0)
     config = ViTConfig(**params)
     encoder = VisionTransformer(len(card.bands), config)
-    return classifier(encoder, vit_head(config, encoder.num_features, len(card.classes)), config.image_size, test_zoom)
+    return Classifier(encoder, vit_head(config, encoder.num_features, len(card.classes)), config.image_size, test_zoom)
 
 
-@register("timm", task="classification", description="any timm backbone by name (vit_tiny_patch16_224, mobilenetv2_100, resnet50, …)", requires=TIMM)
-def build_timm(card: ModelCard) -> "torch.nn.Module":
-    from torch import nn
-
+def build_timm(card: ModelCard) -> Classifier:
     params = dict(card.architecture.params)
     model_name = params.pop("model_name")
     input_size = params.pop("input_size")
@@ -122,11 +81,11 @@ def build_timm(card: ModelCard) -> "torch.nn.Module":
         raise TypeError(f"unexpected parameter(s) {', '.join(params)}")
     encoder = timm_encoder(model_name, len(card.bands), model_kwargs)
     head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(encoder.num_features, len(card.classes)))
-    return classifier(encoder, head, input_size, test_zoom)
+    return Classifier(encoder, head, input_size, test_zoom)
 
 
 def timm_encoder(model_name: str, bands: int, model_kwargs: dict[str, Any] | None = None,
-                 weights_file: str | Path | None = None) -> "torch.nn.Module":
+                 weights_file: str | Path | None = None) -> nn.Module:
     """A timm model without its classifier (``num_classes=0``: it returns pooled features).
 
     With ``weights_file`` (a local safetensors file or a legacy checkpoint), timm's own loader
@@ -158,7 +117,7 @@ def timm_encoder(model_name: str, bands: int, model_kwargs: dict[str, Any] | Non
         )
 
 
-def read_weight_tensors(path: Path) -> dict[str, "torch.Tensor"]:
+def read_weight_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a local weights file: safetensors, or a pickle read with ``weights_only=True``."""
     from ..core.errors import SatVisionError
     from .safe_checkpoints import read_checkpoint_tensors

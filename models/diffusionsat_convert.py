@@ -14,11 +14,12 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 
 from ..core.errors import ModelFileError
+from ..core.feedback import Feedback, SilentFeedback
 from ..version import __version__
 from .card import FORMAT_VERSION, Architecture, ModelCard, Normalisation, Tiling
 from .diffusionsat import DiffusionSatModel, from_released_keys, unet_config
@@ -139,10 +140,11 @@ def convert_diffusionsat(
     image_size: int | None = None,
     license: str = "see the DiffusionSat release (Zenodo record) for the weights' terms",
     half: bool = True,
-    log: Callable[[str], None] | None = None,
+    feedback: Feedback | None = None,
 ) -> Path:
-    """Convert ``source`` (a released checkpoint folder) into the model file ``output``."""
-    say = log or (lambda message: None)
+    """Convert ``source`` (a released checkpoint folder) into the model file ``output``; ``feedback.info``
+    says what was loaded from where."""
+    feedback = feedback or SilentFeedback()
     source = Path(source)
     if not source.is_dir():
         raise ModelFileError(f"{source} is not a folder. Give the unpacked DiffusionSat checkpoint folder ({RELEASES}).")
@@ -165,7 +167,7 @@ def convert_diffusionsat(
         "scheduler": scheduler, "image_size": size,
     }
     model = DiffusionSatModel(params)
-    say(f"UNet from {unet_dir.relative_to(source)} ({released_config.get('_class_name', 'UNet')}, {fields} metadata fields); "
+    feedback.info(f"UNet from {unet_dir.relative_to(source)} ({released_config.get('_class_name', 'UNet')}, {fields} metadata fields); "
         f"image size {size} px{' (from the UNet sample size; --image-size overrides)' if not image_size else ''}")
     reports = [
         load_component(model.unet, from_released_keys(read_weights(unet_dir)), "UNet"),
@@ -173,7 +175,7 @@ def convert_diffusionsat(
         load_component(model.text_encoder, read_weights(source / "text_encoder"), "text encoder"),
     ]
     for line in reports:
-        say(line)
+        feedback.info(line)
     state = model.state_dict()
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .architectures import register
 from .card import ModelCard
 
 if TYPE_CHECKING:
@@ -24,11 +23,6 @@ if TYPE_CHECKING:
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
-@register(
-    "diffusionsat", "generation",
-    "DiffusionSat-compatible text + metadata latent diffusion (SD 2.1 UNet with metadata embedding, VAE, CLIP text encoder)",
-    requires=("torch", "diffusers", "transformers"),
-)
 def build_diffusionsat(card: ModelCard) -> "nn.Module":
     from .diffusionsat import DiffusionSatModel
 

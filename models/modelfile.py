@@ -3,7 +3,8 @@
 A model is one ``.safetensors`` file. Its header metadata holds the card as JSON under
 ``satvision.card``, so weights and their description can never be separated or mismatched;
 ``satvision models show FILE`` prints it. Nothing is ever unpickled: safetensors stores raw
-tensors only.
+tensors only, and :func:`convert_checkpoint` turns a pickled checkpoint into a model file once,
+reading it with ``weights_only=True`` (:mod:`.safe_checkpoints`).
 """
 
 from __future__ import annotations
@@ -180,6 +181,25 @@ def check_weights_match(network: "torch.nn.Module", weights: Mapping[str, Any], 
         f"({'; '.join(parts)}). The file was written for another network or its card was "
         "edited; re-export it from training."
     )
+
+
+def convert_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    card: ModelCard,
+    output: str | os.PathLike[str],
+) -> Path:
+    """Convert a pickled checkpoint into a SatVision model file described by ``card``.
+
+    The tensors must fit the card's architecture exactly; the result loads with
+    :func:`load_model`.
+    """
+    from .architectures import build_network
+    from .safe_checkpoints import read_checkpoint_tensors
+
+    tensors = read_checkpoint_tensors(checkpoint)
+    network = build_network(card)
+    check_weights_match(network, tensors, Path(checkpoint).name)
+    return save_model(output, tensors, card)
 
 
 def _existing_model_file(path: str | os.PathLike[str]) -> Path:

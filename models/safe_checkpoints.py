@@ -1,4 +1,5 @@
-"""Converting pickled PyTorch checkpoints (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) safely.
+"""Reading pickled PyTorch checkpoints (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) safely (converting
+one into a model file: :func:`.modelfile.convert_checkpoint`).
 
 Pickles can run arbitrary code when loaded. They are read only with
 ``torch.load(..., weights_only=True)``, whose restricted unpickler accepts tensors and plain
@@ -17,8 +18,6 @@ from ..core.errors import ModelFileError
 
 if TYPE_CHECKING:
     import torch
-
-    from .card import ModelCard
 
 #: Keys under which trainers commonly nest the state dict.
 _NESTED_STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "ema", "net")
@@ -71,22 +70,3 @@ def _is_tensor_dict(value: dict) -> bool:
     import torch
 
     return bool(value) and all(isinstance(item, torch.Tensor) for item in value.values())
-
-
-def convert_checkpoint(
-    checkpoint: str | os.PathLike[str],
-    card: "ModelCard",
-    output: str | os.PathLike[str],
-) -> Path:
-    """Convert a pickled checkpoint into a SatVision model file described by ``card``.
-
-    The tensors must fit the card's architecture exactly; the result loads with
-    :func:`models.modelfile.load_model`.
-    """
-    from .architectures import build_network
-    from .modelfile import check_weights_match, save_model
-
-    tensors = read_checkpoint_tensors(checkpoint)
-    network = build_network(card)
-    check_weights_match(network, tensors, Path(checkpoint).name)
-    return save_model(output, tensors, card)

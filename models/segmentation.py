@@ -1,4 +1,5 @@
-"""Segmentation architectures (UNet family) for the architecture factory.
+"""Segmentation architectures (UNet family) for the architecture factory (builders named in
+:data:`.architectures.ARCHITECTURES`).
 
 The network modules live in their own files and are imported inside the builders, so torch
 and smp are only imported when a network is actually built.
@@ -8,13 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .architectures import register
 from .card import ModelCard
 
 if TYPE_CHECKING:
     import torch
-
-SMP = ("torch", "segmentation_models_pytorch")
 
 
 def prune_unused_stages(network: "torch.nn.Module", depth: int) -> "torch.nn.Module":
@@ -64,7 +62,6 @@ def _build(network_class: type, card: ModelCard, params: dict) -> "torch.nn.Modu
     return prune_unused_stages(network, params.get("encoder_depth", 5))
 
 
-@register("unet", task="segmentation", description="UNet on any smp encoder (ResNet50 as in the seed)", requires=SMP)
 def build_unet(card: ModelCard) -> "torch.nn.Module":
     import segmentation_models_pytorch as smp
 
@@ -74,24 +71,12 @@ def build_unet(card: ModelCard) -> "torch.nn.Module":
     return _build(smp.Unet, card, params)
 
 
-@register(
-    "attention_unet",
-    task="segmentation",
-    description="Attention U-Net: UNet with additive attention gates on every skip (Oktay et al. 2018), any smp encoder",
-    requires=SMP,
-)
 def build_attention_unet(card: ModelCard) -> "torch.nn.Module":
     from .attention_unet import AttentionUnet
 
     return _build(AttentionUnet, card, card.architecture.params)
 
 
-@register(
-    "unet3plus",
-    task="segmentation",
-    description="UNet 3+: full-scale skips, deep supervision, classification-guided tile gate (Huang et al. 2020), any smp encoder",
-    requires=SMP,
-)
 def build_unet3plus(card: ModelCard) -> "torch.nn.Module":
     from .unet3plus import UNet3Plus
 

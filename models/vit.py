@@ -1,12 +1,12 @@
-"""A Vision Transformer written from scratch (Dosovitskiy et al. 2021), as the seed describes it.
+"""A Vision Transformer written from scratch (Dosovitskiy et al. 2021), as the origin notebook describes it.
 
 Patchify the image into P×P patches (N = HW/P²), project each linearly to D, prepend a learnable
 class token (with class-token pooling), add learned 1-D positional embeddings, run pre-norm
 encoder blocks (multi-head self-attention and an MLP with GELU, dropout, residuals), apply a
 final norm, pool, and classify with an MLP head.
 
-The seed (Keras) had two peculiarities that :data:`SEED_PRESET` reproduces so its parameter
-count can be checked against the seed's summary: each of the 8 attention heads has its own
+The origin notebook (Keras) had two peculiarities that :data:`SEED_PRESET` reproduces so its parameter
+count can be checked against the origin notebook's summary: each of the 8 attention heads has its own
 ``key_dim = D`` (Keras' ``MultiHeadAttention(num_heads=8, key_dim=D)``, so attention works in
 8·D dimensions and projects back to D), and the head flattens all patch tokens
 (``pooling="flatten"``) before two dense layers of 2048 and 1024 units.
@@ -33,10 +33,10 @@ class ViTConfig:
     dim: int = 192
     depth: int = 6
     heads: int = 6
-    head_dim: int | None = None  # per-head width; None = dim // heads (the usual ViT), the seed used dim
+    head_dim: int | None = None  # per-head width; None = dim // heads (the usual ViT), the origin notebook used dim
     mlp_units: list[int] | None = None  # hidden units of each block's MLP; None = [4·dim, dim]
-    mlp_activate_last: bool = False  # GELU after the MLP's last layer too (the seed's Keras mlp())
-    pooling: str = "cls"  # "cls" (class token), "mean" (of the patch tokens) or "flatten" (the seed)
+    mlp_activate_last: bool = False  # GELU after the MLP's last layer too (the origin notebook's Keras mlp())
+    pooling: str = "cls"  # "cls" (class token), "mean" (of the patch tokens) or "flatten" (the origin notebook)
     head_units: list[int] = field(default_factory=list)  # hidden layers of the classification head
     dropout: float = 0.1  # after the patch embedding and in every MLP
     attention_dropout: float = 0.0
@@ -59,7 +59,7 @@ class ViTConfig:
         return asdict(self)
 
 
-#: The seed notebook's ViT: 128 px input, 8 px patches (N = 256), D = 100, 8 layers of 8 heads
+#: The origin notebook's ViT: 128 px input, 8 px patches (N = 256), D = 100, 8 layers of 8 heads
 #: with key_dim = D, MLP units [2D, D] with GELU on both, attention dropout 0.2, MLP dropout 0.1,
 #: flatten + dropout 0.5 + dense 2048 and 1024 (GELU, dropout 0.5). No class token (flatten).
 SEED_PRESET = ViTConfig(
@@ -67,14 +67,14 @@ SEED_PRESET = ViTConfig(
     mlp_activate_last=True, pooling="flatten", head_units=[2048, 1024], dropout=0.1,
     attention_dropout=0.2, head_dropout=0.5, drop_path=0.0,
 )
-#: Parameters of the seed's ViT with its one-unit sigmoid output, counted by Keras' summary as
+#: Parameters of the origin notebook's ViT with its one-unit sigmoid output, counted by Keras' summary as
 #: 57,455,149 trainable: Keras lists no weights for the positional ``Embedding`` applied to a
 #: constant position tensor (256 × 100 = 25,600). Ours counts them: 57,480,749.
 SEED_KERAS_TRAINABLE = 57_455_149
 SEED_POSITION_EMBEDDING = 256 * 100
 
 def parameter_summary(network: nn.Module, classes: int) -> str:
-    """Parameter counts of a ViT classifier, and for the seed's preset the check against the seed.
+    """Parameter counts of a ViT classifier, and for the origin notebook's preset the check against the origin notebook.
 
     ``network`` is the :class:`models.classification` classifier (``encoder`` + ``head``).
     """
@@ -89,7 +89,7 @@ def parameter_summary(network: nn.Module, classes: int) -> str:
     if config == SEED_PRESET:
         last = head[-1]
         one_unit = count(network) - count(last) + last.in_features + 1
-        text += (f"; with the seed's one sigmoid unit it would be {one_unit:,} = the seed's Keras summary "
+        text += (f"; with the origin notebook's one sigmoid unit it would be {one_unit:,} = the origin notebook's Keras summary "
                  f"({SEED_KERAS_TRAINABLE:,} trainable) + the {SEED_POSITION_EMBEDDING:,} position-embedding weights "
                  f"Keras did not list")
     return text

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_FOLDER = "satvision"
 MAX_SIZE_BYTES = 25_000_000
 REQUIRED_METADATA = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker", "repository")
-#: repository paths that are not part of the installed plugin
-EXCLUDED = re.compile(r"^(tests/|benchmarks/|scripts/|requirements/|training/label_corrections/|\.ci/|\.git|Makefile$|pyproject\.toml$"
+#: repository paths that are not part of the installed plugin (requirements/ ships: the installer reads it)
+EXCLUDED = re.compile(r"^(tests/|benchmarks/|scripts/|requirements/(test|qt6-migration)\.txt$|training/label_corrections/|\.ci/|\.git|Makefile$|pyproject\.toml$"
                       r"|.*__pycache__|.*\.pyc$)")
 
 

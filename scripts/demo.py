@@ -107,7 +107,7 @@ def main() -> int:
 
 def _water_model_summary(scene: Path) -> str:
     """Which bundled water model ran on the scene and how it measured on independent hand labels."""
-    from satvision.inference.water import default_model_for_raster
+    from satvision.inference.segment_job import default_model_for_raster
     from satvision.models.modelfile import read_card
 
     card = read_card(default_model_for_raster(scene, None))

@@ -52,8 +52,8 @@ def water_dev(model: Path, output: Path) -> dict:
 
 
 def water_mask(model: Path, image: Path, folder: Path) -> np.ndarray:
-    from satvision.inference.segment import SegmentationSettings
-    from satvision.inference.water import segment_water
+    from satvision.inference.segment_engine import SegmentationSettings
+    from satvision.inference.segment_job import segment_water
 
     folder.mkdir(parents=True, exist_ok=True)
     mask = folder / f"{image.stem}_mask.tif"

@@ -82,6 +82,33 @@ def tiny_classifier_card(**changes) -> ModelCard:
     return ModelCard.from_dict(data)
 
 
+class RecordingFeedback:
+    """A :class:`satvision.core.feedback.Feedback` that records what a job reports, into the lists
+    given (or its own): ``fractions`` the progress, ``messages`` the log as a user reads it (info
+    lines, and warnings as ``Warning: …``), ``warnings`` the warnings alone. ``cancel_when()`` answers
+    every cancellation check (default: never)."""
+
+    def __init__(self, *, fractions: list[float] | None = None, messages: list[str] | None = None,
+                 warnings: list[str] | None = None, cancel_when: Callable[[], bool] = lambda: False) -> None:
+        self.fractions = [] if fractions is None else fractions
+        self.messages = [] if messages is None else messages
+        self.warnings = [] if warnings is None else warnings
+        self.cancel_when = cancel_when
+
+    def progress(self, fraction: float) -> None:
+        self.fractions.append(fraction)
+
+    def cancelled(self) -> bool:
+        return self.cancel_when()
+
+    def info(self, message: str) -> None:
+        self.messages.append(message)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+        self.messages.append(f"Warning: {message}")
+
+
 @pytest.fixture
 def saved_classifier(tmp_path) -> Path:
     """A tiny random-weight ViT tile classifier saved as a SatVision model file."""

@@ -22,10 +22,10 @@ from tests_helpers import HUGE, NORTH, PATCH, PATCH_X, PIXEL, WEST, build_huge_v
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import open_raster
 from satvision.core.tiling import MAX_BAND_WIDTH, StripBlender, TileLayout
-from satvision.inference.classify import ClassificationSettings, classify_raster
+from satvision.inference.classify_engine import ClassificationSettings, classify_raster
 from satvision.inference.limits import MAX_HOURS_VARIABLE
 from satvision.inference.predictor import Predictor
-from satvision.inference.segment import PROBABILITY_NODATA, SegmentationSettings, segment_raster
+from satvision.inference.segment_engine import PROBABILITY_NODATA, SegmentationSettings, segment_raster
 from satvision.models.architectures import build_network
 
 
@@ -92,7 +92,7 @@ def test_the_job_limit_has_an_explicit_override(unet_predictor, huge_vrt, tmp_pa
 def test_a_long_thin_strip_runs_with_buffers_independent_of_its_width(unet_predictor, huge_vrt, tmp_path):
     """20,000 and 200,000 px wide strips of the huge VRT (the real patch inside the wider one):
     the engine's peak buffer does not grow, stays under the bound documented in
-    inference/segment.py, and far below one full-width strip; across the band boundary the
+    inference/segment_engine.py, and far below one full-width strip; across the band boundary the
     probabilities are those of a one-band run of the same tiles (no seam)."""
     peaks = []
     for width in (20_000, HUGE):
@@ -243,7 +243,7 @@ def test_segmentwater_in_qgis_refuses_them_with_a_message_not_a_crash(plugin, hu
 
 def test_a_whole_sentinel2_tile_passes_the_default_limit_with_the_bundled_models(monkeypatch):
     """10,980 px square with the bundled models' own tiling (the classifier's 29,584 tiles are timed)."""
-    from satvision.inference.classify import grid_origins
+    from satvision.inference.classify_engine import grid_origins
     from satvision.inference.limits import check_job
     from satvision.models.catalog import resolve_model
     from satvision.models.modelfile import load_model

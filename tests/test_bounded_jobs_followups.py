@@ -16,9 +16,9 @@ from rasterio.windows import Window
 from tests_helpers import NORTH, PIXEL, WEST, build_huge_vrt
 
 from satvision.core.raster import Grid, open_raster, write_geotiff
-from satvision.inference.classify import ClassificationRun, ClassificationSettings
+from satvision.inference.classify_engine import ClassificationRun, ClassificationSettings
+from satvision.inference.classify_job import BLOCK_BYTES, CLASS_NODATA, SPOOL_BYTES, classify_tiles
 from satvision.inference.limits import MAX_HOURS_VARIABLE
-from satvision.inference.tiles import BLOCK_BYTES, CLASS_NODATA, SPOOL_BYTES, classify_tiles
 from satvision.models.architectures import build_network
 from satvision.models.modelfile import save_model
 
@@ -96,7 +96,7 @@ def test_writing_the_class_raster_takes_memory_independent_of_the_tile_count(tmp
     records 9.6 MB)."""
     from conftest import tiny_classifier_card
 
-    from satvision.inference.tiles import _Cells, _write_class_raster
+    from satvision.inference.classify_job import _Cells, _write_class_raster
 
     card = tiny_classifier_card()
     rows, columns = np.mgrid[0:height, 0:width]
@@ -126,7 +126,7 @@ def test_writing_the_class_raster_takes_memory_independent_of_the_tile_count(tmp
 
 
 def test_a_tile_out_of_grid_order_is_refused_not_written_shifted(tmp_path):
-    from satvision.inference.tiles import _Cells
+    from satvision.inference.classify_job import _Cells
 
     with _Cells.beside(tmp_path / "classes.tif") as cells:
         cells.add(0, 0, 1)

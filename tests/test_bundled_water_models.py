@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from satvision.inference.segment import SegmentationSettings
-from satvision.inference.water import default_model_for_raster, segment_water
+from satvision.inference.segment_engine import SegmentationSettings
+from satvision.inference.segment_job import default_model_for_raster, segment_water
 from satvision.models.catalog import BUNDLED_MODELS_DIR
 from satvision.models.modelfile import read_card
 

@@ -12,8 +12,8 @@ import pytest
 
 from satvision import __version__
 from satvision.core.dependencies import install_hint, require
-from satvision.core.diagnostics import collect_report, format_report
 from satvision.core.errors import MissingDependencyError
+from satvision.diagnostics import collect_report, format_report
 from satvision.models.catalog import list_models
 from satvision.models.modelfile import read_card
 
@@ -163,7 +163,7 @@ def test_the_core_imports_without_qgis_or_torch():
     """Architecture rule: models, raster core, Earth Engine client and CLI are plain Python."""
     code = (
         "import sys, satvision, satvision.models, satvision.models.modelfile, satvision.core.raster, "
-        "satvision.core.diagnostics, satvision.earthengine.credentials, satvision.cli.main, satvision.training; "
+        "satvision.diagnostics, satvision.earthengine.credentials, satvision.cli.main, satvision.training; "
         "loaded = sorted(name for name in ('qgis', 'processing', 'torch') if name in sys.modules); "
         "print(','.join(loaded))"
     )

@@ -14,8 +14,8 @@ from rasterio.transform import from_origin
 from satvision.core.errors import ModelCardError
 from satvision.core.raster import Grid, write_geotiff
 from satvision.core.vectorize import vectorize_mask
-from satvision.inference.classify import ClassificationSettings
-from satvision.inference.tiles import classify_tiles
+from satvision.inference.classify_engine import ClassificationSettings
+from satvision.inference.classify_job import classify_tiles
 from satvision.models.card import load_card_json, words_of
 from satvision.models.catalog import BUNDLED_MODELS_DIR
 from satvision.models.modelfile import read_card

@@ -29,7 +29,7 @@ def parameters(module: torch.nn.Module) -> int:
 
 
 def test_seed_preset_matches_the_seed_keras_summary():
-    """The seed's ViT with its one-unit output: Keras listed 57,455,149 trainable parameters
+    """The origin notebook's ViT with its one-unit output: Keras listed 57,455,149 trainable parameters
     and no weights for the positional Embedding (256 × 100); ours counts those too."""
     encoder = VisionTransformer(3, SEED_PRESET)
     head = vit_head(SEED_PRESET, encoder.num_features, 1)
@@ -48,7 +48,7 @@ def test_seed_preset_parameter_summary_states_the_check():
     card = tiny_classifier_card(architecture={"id": "vit", "params": SEED_PRESET.params()}, bands=["B4", "B3", "B2"],
                                 normalisation={"reflectance_scale": 10000.0, "mean": [0.5] * 3, "std": [0.2] * 3})
     text = parameter_summary(build_network(card), len(card.classes))
-    assert "57,480,749 = the seed's Keras summary (57,455,149 trainable) + the 25,600" in text
+    assert "57,480,749 = the origin notebook's Keras summary (57,455,149 trainable) + the 25,600" in text
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "flatten"])

@@ -12,22 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import RecordingFeedback
 from safetensors.torch import load_file
 from tests_helpers import COLOURS, write_image_folders
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import Grid, write_geotiff
 from satvision.models.modelfile import read_card
-from satvision.training.classification import (
-    EUROSAT_RENDERING_HIGH,
-    EUROSAT_RENDERING_LOW,
-    ClassificationTrainingSettings,
-    compare_classification,
-    evaluate_classification,
-    train_classification,
-)
+from satvision.training.classification_comparison import compare_classification
 from satvision.training.classification_data import split_samples
-from satvision.training.trainer import TrainerConfig
+from satvision.training.classification_evaluation import evaluate_classification
+from satvision.training.classification_rendering import EUROSAT_RENDERING_HIGH, EUROSAT_RENDERING_LOW
+from satvision.training.classification_settings import ClassificationTrainingSettings
+from satvision.training.classification_training import train_classification
+from satvision.training.trainer_config import TrainerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,7 +188,7 @@ def test_fine_tuning_starts_from_a_model_file(image_folders, tmp_path):
     logged: list[str] = []
     one_epoch = quick_trainer(epochs=1)
     again = train_classification(quick_settings(image_folders, tmp_path / "again", init_from=str(first.model_path),
-                                                trainer=one_epoch), log=logged.append)
+                                                trainer=one_epoch), feedback=RecordingFeedback(messages=logged))
     assert any("encoder and head loaded" in line for line in logged)
     assert read_card(again.model_path).normalisation.mean == read_card(first.model_path).normalisation.mean
     assert again.validation["accuracy"] >= first.validation["accuracy"] - 0.1  # one epoch keeps what was learned
@@ -202,7 +200,7 @@ def test_fine_tuning_starts_from_a_model_file(image_folders, tmp_path):
             (two_classes / name / tile.name).write_bytes(tile.read_bytes())
     logged.clear()
     other = train_classification(quick_settings(two_classes, tmp_path / "other", init_from=str(first.model_path),
-                                                trainer=quick_trainer(epochs=1)), log=logged.append)
+                                                trainer=quick_trainer(epochs=1)), feedback=RecordingFeedback(messages=logged))
     assert any("encoder loaded, new head for 2 classes" in line for line in logged)
     assert read_card(other.model_path).class_names() == ["Forest", "SeaLake"]
 
@@ -217,7 +215,7 @@ def test_a_cnn_is_fine_tuned_at_a_higher_input_size_and_a_vit_is_not(image_folde
     logged: list[str] = []
     larger = train_classification(quick_settings(image_folders, tmp_path / "larger", architecture="resnet10t", input_size=24,
                                                  init_from=str(cnn.model_path), trainer=quick_trainer(epochs=1, lr=1e-9)),
-                                  log=logged.append)
+                                  feedback=RecordingFeedback(messages=logged))
     assert any("encoder and head loaded" in line for line in logged)
     assert read_card(larger.model_path).architecture.params["input_size"] == 24
     before, after = load_file(str(cnn.model_path)), load_file(str(larger.model_path))
@@ -239,7 +237,7 @@ def quick_trainer(**changes) -> TrainerConfig:
 
 
 def test_noise_augmentation_speckles_about_half_of_the_tiles(tmp_path):
-    from satvision.training.classification import training_augmentation
+    from satvision.training.classification_training import training_augmentation
 
     settings = quick_settings(tmp_path, tmp_path / "out", noise=0.04, jitter=0.0, crop_scale=1.0)
     augment = training_augmentation(settings, 16, rendered_range=True)
@@ -253,7 +251,7 @@ def test_noise_augmentation_speckles_about_half_of_the_tiles(tmp_path):
 
 
 def test_rough_water_textures_only_the_water_class_tiles(tmp_path):
-    from satvision.training.classification import training_augmentation
+    from satvision.training.classification_training import training_augmentation
 
     settings = quick_settings(tmp_path, tmp_path / "out", rough_water=1.0, jitter=0.0, crop_scale=1.0)
     augment = training_augmentation(settings, 32, rendered_range=True, class_names=["Forest", "SeaLake"])

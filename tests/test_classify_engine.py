@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from conftest import RecordingFeedback
 from osgeo import ogr
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 
 from satvision.core.errors import BandMismatchError, OperationCancelled, SatVisionError, TaskMismatchError
 from satvision.core.raster import Grid, open_raster, write_geotiff
-from satvision.inference.classify import ClassificationSettings, classify_raster
+from satvision.inference.classify_engine import ClassificationSettings, classify_raster
+from satvision.inference.classify_job import CLASS_NODATA, classify_tiles, probability_field
 from satvision.inference.predictor import Predictor
-from satvision.inference.tiles import CLASS_NODATA, classify_tiles, probability_field
 from satvision.models.architectures import build_network
 from satvision.models.modelfile import save_model
 
@@ -173,7 +174,7 @@ def test_a_raster_smaller_than_a_tile_is_one_padded_tile_with_a_warning(model_fi
     raster = synthetic_raster(tmp_path / "small.tif", 20, 12)
     messages: list[str] = []
     result = classify_tiles(raster, tmp_path / "tiles.gpkg", model=str(model_file),
-                            settings=ClassificationSettings(tile_size=32, device="cpu"), log=messages.append)
+                            settings=ClassificationSettings(tile_size=32, device="cpu"), feedback=RecordingFeedback(messages=messages))
     _, features = read_tiles(tmp_path / "tiles.gpkg")
     assert result.run.tile_count == len(features) == 1
     (feature,) = features
@@ -260,7 +261,7 @@ def test_cancelling_after_the_first_batch_leaves_no_file(model_file, tmp_path):
     with pytest.raises(OperationCancelled, match="Cancelled"):
         classify_tiles(raster, folder / "tiles.gpkg", model=str(model_file), class_raster_path=folder / "c.tif",
                        settings=ClassificationSettings(tile_size=16, batch_size=4, device="cpu"),
-                       progress=reports.append, is_cancelled=lambda: bool(reports))
+                       feedback=RecordingFeedback(fractions=reports, cancel_when=lambda: bool(reports)))
     assert reports and 0 < reports[0] < 0.1  # one batch of 4 of 64 tiles had been written
     assert list(folder.iterdir()) == []
 

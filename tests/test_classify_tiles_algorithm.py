@@ -20,7 +20,7 @@ from rasterio.transform import from_origin
 from tests_helpers import qgis_process_json
 
 from satvision.core.raster import Grid, open_raster, write_geotiff
-from satvision.inference.tiles import probability_field
+from satvision.inference.classify_job import probability_field
 from satvision.models.catalog import BUNDLED_MODELS_DIR
 
 BANDS = ["B2", "B3", "B4", "B8"]

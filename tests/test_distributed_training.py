@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests_helpers import write_image_folders
 
-from satvision.training.classification import evaluate_classification
+from satvision.training.classification_evaluation import evaluate_classification
 
 ROOT = Path(__file__).resolve().parent.parent
 

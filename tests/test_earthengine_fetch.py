@@ -8,12 +8,12 @@ real request the client sent.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from conftest import RecordingFeedback
 from earthengine_helpers import constants, function_names, invocations, private_key_lines, service_account_key, user_credentials
 
 from satvision.core.errors import OperationCancelled, SatVisionError
@@ -56,7 +56,8 @@ def fetch(tmp_path: Path, query: Sentinel2Query | None = None, **settings) -> tu
     query = query or Sentinel2Query("2024-06-01", "2024-06-30")
     settings = {"bounds": BOUNDS, "tile_size": 128, "retry": FAST_RETRY, **settings}
     log: list[str] = []
-    result = fetch_sentinel2(query, FetchSettings(**settings), tmp_path / "s2.tif", ConnectionSettings(project=PROJECT), log=log.append)
+    result = fetch_sentinel2(query, FetchSettings(**settings), tmp_path / "s2.tif", ConnectionSettings(project=PROJECT),
+                             feedback=RecordingFeedback(messages=log))
     return result, log
 
 
@@ -206,13 +207,13 @@ def test_rate_limits_that_never_end_give_up_with_advice(server, tmp_path):
 
 def test_cancelling_stops_the_requests_and_writes_nothing(server, tmp_path):
     server.latency_s = 0.02
-    cancel = threading.Event()
+    reported: list[float] = []
     query = Sentinel2Query("2024-06-01", "2024-06-30")
     settings = FetchSettings(bounds=BOUNDS, tile_size=32, max_parallel=2, retry=FAST_RETRY)
     total = tile_count(output_grid(BOUNDS, "EPSG:4326", 10.0), 32)
     with pytest.raises(OperationCancelled):
         fetch_sentinel2(query, settings, tmp_path / "s2.tif", ConnectionSettings(project=PROJECT),
-                        progress=lambda fraction: cancel.set() if fraction > 0.05 else None, is_cancelled=cancel.is_set)
+                        feedback=RecordingFeedback(fractions=reported, cancel_when=lambda: any(fraction > 0.05 for fraction in reported)))
     assert len(server.pixel_requests()) < total / 2
     assert only_file_names(tmp_path) == []
 
@@ -285,7 +286,8 @@ def test_an_unregistered_service_account_and_no_secret_in_messages_or_logs(serve
     server.project_errors.clear()
     log: list[str] = []
     fetch_sentinel2(Sentinel2Query("2024-06-01", "2024-06-30"), FetchSettings(bounds=BOUNDS), tmp_path / "ok.tif",
-                    ConnectionSettings(project="sa-project", service_account_key_file=str(key)), log=log.append)
+                    ConnectionSettings(project="sa-project", service_account_key_file=str(key)),
+                    feedback=RecordingFeedback(messages=log))
     assert any("service account key fetcher@my-project.iam.gserviceaccount.com" in line for line in log)
     captured = capfd.readouterr()
     with rasterio.open(tmp_path / "ok.tif") as dataset:
@@ -311,8 +313,9 @@ def test_a_damaged_key_file_is_named_without_echoing_it(server, tmp_path):
 
 
 def test_training_pairs_are_what_the_segmentation_dataset_reads(server, tmp_path):
-    from satvision.training.export_pairs import Area, export_training_pairs
-    from satvision.training.segmentation_data import PatchSource, Region, find_pairs
+    from satvision.earthengine.training_pairs import Area, export_training_pairs
+    from satvision.training.segmentation_pairs import Region, find_pairs
+    from satvision.training.segmentation_sampling import PatchSource
 
     areas = [Area("lagoon", (-75.90, 37.20, -75.88, 37.22)), Area("coast", (436730.0, 4167460.0, 438010.0, 4168740.0), "EPSG:32618")]
     query = Sentinel2Query("2024-06-01", "2024-06-30", water_label="jrc")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from conftest import RecordingFeedback
 from diffusion_helpers import IMAGE_SIZE, make_released_checkpoint
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from rasterio.warp import transform as transform_points
@@ -20,8 +21,8 @@ from test_diffusionsat_model import reference_forward
 from tests_helpers import qgis_process_json
 
 from satvision.core.errors import ModelFileError, OperationCancelled, SatVisionError
-from satvision.inference.generate import GenerationSettings, Generator
-from satvision.inference.synthetic import MapPoint, generate_imagery
+from satvision.inference.generate_engine import GenerationSettings, Generator
+from satvision.inference.generate_job import MapPoint, generate_imagery
 from satvision.models.diffusionsat_convert import convert_diffusionsat
 from satvision.models.diffusionsat_metadata import Metadata, normalise
 from satvision.models.generation import load_tokenizer, scheduler_config
@@ -39,7 +40,8 @@ def released(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def generation_model(released, tmp_path_factory) -> Path:
     lines: list[str] = []
-    path = convert_diffusionsat(released, tmp_path_factory.mktemp("models") / "tiny-diffusionsat.safetensors", log=lines.append)
+    path = convert_diffusionsat(released, tmp_path_factory.mktemp("models") / "tiny-diffusionsat.safetensors",
+                                feedback=RecordingFeedback(messages=lines))
     assert "UNet: 236 tensors, 0 missing, 0 unexpected" in lines
     assert any(line.startswith("VAE:") and "0 missing, 0 unexpected" in line for line in lines)
     assert any(line.startswith("text encoder:") and "1 non-persistent buffer(s) skipped" in line for line in lines)
@@ -154,7 +156,8 @@ def test_the_geotiff_is_centred_on_the_point_with_gsd_pixels_and_marked_syntheti
 def test_out_of_distribution_requests_are_warned(generation_model, tmp_path):
     warnings: list[str] = []
     generate_imagery(POINT, settings(metadata=Metadata(gsd=10.0, cloud_cover=0.0, date=dt.date(2030, 1, 1))),
-                     tmp_path / "ood.tif", model=str(generation_model), device="cpu", warn=warnings.append)
+                     tmp_path / "ood.tif", model=str(generation_model), device="cpu",
+                     feedback=RecordingFeedback(warnings=warnings))
     assert any("GSD 10 m is outside the model's training range" in message for message in warnings)
     assert any("2030-01-01 is outside the training dates" in message for message in warnings)
 
@@ -162,7 +165,7 @@ def test_out_of_distribution_requests_are_warned(generation_model, tmp_path):
 def test_cancellation_writes_nothing_and_a_missing_model_says_where_to_get_one(generation_model, tmp_path, monkeypatch):
     with pytest.raises(OperationCancelled):
         generate_imagery(POINT, settings(), tmp_path / "cancelled.tif", model=str(generation_model), device="cpu",
-                         footprint_path=tmp_path / "f.gpkg", is_cancelled=lambda: True)
+                         footprint_path=tmp_path / "f.gpkg", feedback=RecordingFeedback(cancel_when=lambda: True))
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setenv("SATVISION_MODELS_DIR", str(tmp_path))
     with pytest.raises(SatVisionError, match=r"No generation model is configured.*Zenodo record 13751498.*convert-diffusionsat"):

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from conftest import RecordingFeedback
 from diffusion_helpers import IMAGE_SIZE, SCHEDULER, make_released_checkpoint
 
 from satvision.core.errors import SatVisionError
-from satvision.inference.generate import GenerationSettings, Generator, late_start_warning, make_scheduler
-from satvision.inference.synthetic import MapPoint, generate_imagery, generation_tags
+from satvision.inference.generate_engine import GenerationSettings, Generator, late_start_warning, make_scheduler
+from satvision.inference.generate_job import MapPoint, generate_imagery, generation_tags
 from satvision.models.diffusionsat_convert import convert_diffusionsat
 from satvision.models.diffusionsat_metadata import Metadata
 from satvision.models.generation import load_tokenizer, scheduler_config
@@ -128,15 +129,17 @@ def test_a_failure_at_image_2_leaves_the_file_that_was_at_the_output_path_unchan
     blocker = tmp_path / "synthetic_2.tif"
     before = sorted(path.name for path in tmp_path.iterdir())
 
-    def folder_appears_while_sampling(fraction: float) -> None:
+    class FolderAppearsWhileSampling(RecordingFeedback):
         """A folder made at image 2's path after the checks passed (the checks refuse one that is there
         before the run): image 2 cannot be put in place, a real failure after image 1 was."""
-        if 0 < fraction < 1 and not blocker.exists():
-            blocker.mkdir()
+
+        def progress(self, fraction: float) -> None:
+            if 0 < fraction < 1 and not blocker.exists():
+                blocker.mkdir()
 
     with pytest.raises(SatVisionError, match=r"Could not write .*synthetic_2\.tif.*files that were there before are unchanged"):
         generate_imagery(POINT, settings(num_images=2), output, model=str(model_file), device="cpu",
-                         footprint_path=tmp_path / "footprint.gpkg", progress=folder_appears_while_sampling)
+                         footprint_path=tmp_path / "footprint.gpkg", feedback=FolderAppearsWhileSampling())
     blocker.rmdir()
     assert output.read_bytes() == b"an earlier result the user keeps"
     assert sorted(path.name for path in tmp_path.iterdir()) == before  # no scratch, no footprint, nothing new
@@ -194,7 +197,7 @@ def test_a_folder_at_a_numbered_image_path_is_refused_before_anything_is_generat
     with pytest.raises(SatVisionError, match=r"Image 3 of 3 is written beside OUTPUT as .*synthetic_3\.tif, which is an "
                                              r"existing folder\. Rename or remove that folder, or choose another OUTPUT name"):
         generate_imagery(POINT, settings(num_images=3), output, model=str(model_file), device="cpu",
-                         footprint_path=tmp_path / "footprint.gpkg", progress=progress.append)
+                         footprint_path=tmp_path / "footprint.gpkg", feedback=RecordingFeedback(fractions=progress))
     assert progress == []  # refused before the first denoising step, not after every image was sampled
     assert output.read_bytes() == b"an earlier result the user keeps"
     assert sorted(path.name for path in tmp_path.iterdir()) == before

@@ -17,8 +17,8 @@ from test_generation import generation_model, released  # noqa: F401 - session f
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import Grid, write_geotiff
-from satvision.inference.generate import GenerationSettings
-from satvision.inference.synthetic import MapPoint, generate_imagery
+from satvision.inference.generate_engine import GenerationSettings
+from satvision.inference.generate_job import MapPoint, generate_imagery
 from satvision.models.diffusionsat_metadata import Metadata, normalise_values
 from satvision.models.modelfile import load_model
 from satvision.training.diffusion import DiffusionTrainingConfig, drop_metadata, loss_weights, train_generation
@@ -82,7 +82,7 @@ def test_fine_tuning_writes_a_model_that_generates(generation_model, tmp_path): 
     data = captioned_folder(tmp_path / "data")
     config = DiffusionTrainingConfig(steps=4, batch_size=2, gradient_accumulation=2, lr=1e-3, ema_decay=0.9,
                                      checkpoint_every=2, image_size=16)
-    final = train_generation(data, generation_model, tmp_path / "run", config, log=lambda message: None, show_progress=False)
+    final = train_generation(data, generation_model, tmp_path / "run", config, show_progress=False)
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
     assert [int(row["step"]) for row in rows] == [1, 2, 3, 4] and all(np.isfinite(float(row["loss"])) for row in rows)
     assert (tmp_path / "run" / "loss.png").is_file()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from conftest import RecordingFeedback
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 
@@ -16,7 +17,7 @@ from satvision.core.errors import OperationCancelled, SatVisionError
 from satvision.core.raster import Grid, open_raster, write_geotiff
 from satvision.core.tiling import StripBlender, TileLayout, blend_window, tile_origins
 from satvision.inference.predictor import Predictor
-from satvision.inference.segment import SegmentationSettings, segment_raster
+from satvision.inference.segment_engine import SegmentationSettings, segment_raster
 from satvision.models.architectures import build_network
 
 BANDS = ["B2", "B3", "B4", "B8"]
@@ -213,5 +214,5 @@ def test_cancellation_leaves_no_files(predictor, tmp_path):
     with pytest.raises(OperationCancelled):
         segment_raster(raster, predictor, tmp_path / "out" / "p.tif", tmp_path / "out" / "m.tif",
                        SegmentationSettings(tile_size=64, overlap=16, batch_size=2, device="cpu"),
-                       progress=calls.append, is_cancelled=lambda: len(calls) >= 2)
+                       feedback=RecordingFeedback(fractions=calls, cancel_when=lambda: len(calls) >= 2))
     assert list((tmp_path / "out").iterdir()) == []

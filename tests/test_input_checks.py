@@ -20,10 +20,10 @@ from rasterio.windows import Window
 
 from satvision.core.errors import BandMismatchError, RasterError, SatVisionError
 from satvision.core.raster import open_raster, read_window, sample_values, select_bands
-from satvision.inference.classify import ClassificationSettings
-from satvision.inference.segment import SegmentationSettings
-from satvision.inference.tiles import classify_tiles
-from satvision.inference.water import segment_water
+from satvision.inference.classify_engine import ClassificationSettings
+from satvision.inference.classify_job import classify_tiles
+from satvision.inference.segment_engine import SegmentationSettings
+from satvision.inference.segment_job import segment_water
 from satvision.models.architectures import build_network
 from satvision.models.modelfile import save_model
 
@@ -242,7 +242,7 @@ def test_the_hint_lists_a_placeholder_per_band_when_counts_differ(reflectance, s
 
 @pytest.mark.parametrize("gsd", [math.nan, math.inf, 0.0, -1.0])
 def test_a_non_finite_or_non_positive_gsd_is_refused_before_any_grid(gsd):
-    from satvision.inference.synthetic import MapPoint, centred_grid
+    from satvision.inference.generate_job import MapPoint, centred_grid
 
     with pytest.raises(SatVisionError, match="ground sample distance must be a positive number"):
         centred_grid(MapPoint(-75.9, 37.25), 64, gsd)
@@ -250,7 +250,7 @@ def test_a_non_finite_or_non_positive_gsd_is_refused_before_any_grid(gsd):
 
 @pytest.mark.parametrize("point", [(math.nan, 37.25), (-75.9, math.inf), (-75.9, 95.0)])
 def test_a_point_off_the_earth_is_refused(point):
-    from satvision.inference.synthetic import MapPoint, centred_grid
+    from satvision.inference.generate_job import MapPoint, centred_grid
 
     with pytest.raises(SatVisionError, match="not a finite number|not on the Earth"):
         centred_grid(MapPoint(*point), 64, 1.0)

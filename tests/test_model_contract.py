@@ -15,8 +15,8 @@ from satvision.core.errors import BandMismatchError, ModelCardError, ModelFileEr
 from satvision.core.raster import open_raster, select_bands
 from satvision.models.architectures import build_network
 from satvision.models.card import ModelCard, load_card_json
-from satvision.models.modelfile import load_model, read_card, save_model
-from satvision.models.safe_checkpoints import convert_checkpoint, read_checkpoint_tensors
+from satvision.models.modelfile import convert_checkpoint, load_model, read_card, save_model
+from satvision.models.safe_checkpoints import read_checkpoint_tensors
 
 
 def test_card_and_weights_round_trip(saved_model, make_card):

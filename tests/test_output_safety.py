@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import RecordingFeedback
 
 from satvision.core import diskspace
 from satvision.core.diskspace import NoSpaceError
@@ -25,8 +26,8 @@ from satvision.core.outputs import check_outputs, raster, same_file, vector
 from satvision.core.raster import Grid, open_raster, write_geotiff
 from satvision.core.scratch import host_tag, is_scratch_name
 from satvision.core.terminate import cleanup_on_terminate
-from satvision.inference.tiles import classify_tiles
-from satvision.inference.water import segment_water
+from satvision.inference.classify_job import classify_tiles
+from satvision.inference.segment_job import segment_water
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -183,10 +184,10 @@ def test_every_job_checks_its_outputs_first(tmp_path):
     """The fetch, the training-pair export and the generation job refuse before connecting or loading anything."""
     from satvision.earthengine.fetch import FetchSettings, fetch_sentinel2
     from satvision.earthengine.sentinel2 import Sentinel2Query
-    from satvision.inference.generate import GenerationSettings
-    from satvision.inference.synthetic import MapPoint, generate_imagery
+    from satvision.earthengine.training_pairs import Area, export_training_pairs
+    from satvision.inference.generate_engine import GenerationSettings
+    from satvision.inference.generate_job import MapPoint, generate_imagery
     from satvision.models.diffusionsat_metadata import Metadata
-    from satvision.training.export_pairs import Area, export_training_pairs
 
     folder = tmp_path / "existing"
     folder.mkdir()
@@ -231,7 +232,7 @@ def test_a_disk_clearly_too_small_is_refused_up_front(small, saved_model, tiny_d
     disk = tiny_disk(64)
     progress: list[float] = []
     with pytest.raises(NoSpaceError, match=rf"No space left on {disk}: about 0.5 MB needed, 0.1 MB free"):
-        segment_water(small, disk / "water.gpkg", model=str(saved_model), progress=progress.append)
+        segment_water(small, disk / "water.gpkg", model=str(saved_model), feedback=RecordingFeedback(fractions=progress))
     assert progress == [] and os.listdir(disk) == []  # nothing ran, nothing written
 
 
@@ -244,7 +245,7 @@ def test_the_up_front_check_counts_every_output_on_one_disk(small, saved_model, 
     progress: list[float] = []
     with pytest.raises(NoSpaceError, match=r"about 0.5 MB needed, 0.1 MB free. Free some space there or write the outputs"):
         segment_water(small, tmp_path / "water.gpkg", model=str(saved_model), probability_path=tmp_path / "p.tif",
-                      progress=progress.append)
+                      feedback=RecordingFeedback(fractions=progress))
     assert progress == [] and sorted(os.listdir(tmp_path)) == ["input.tif", "tiny.safetensors"]
 
 
@@ -335,7 +336,7 @@ def test_sigterm_during_a_segmentation_script_removes_its_scratch_folder(scene, 
     out = tmp_path / "out"
     out.mkdir()
     script = (
-        "import sys; from satvision.inference.water import segment_water\n"
+        "import sys; from satvision.inference.segment_job import segment_water\n"
         "segment_water(sys.argv[1], sys.argv[2], model=sys.argv[3], probability_path=sys.argv[4])\n"
     )
     process = subprocess.Popen([PYTHON, "-c", script, str(scene), str(out / "water.gpkg"), str(saved_model),
@@ -392,7 +393,7 @@ def test_stale_scratch_of_dead_processes_is_removed_by_the_next_run(small, saved
         for path in kept[1:]:
             path.write_bytes(b"x")
         logged: list[str] = []
-        classify_tiles(small, tmp_path / "tiles.gpkg", model=str(saved_classifier), log=logged.append)
+        classify_tiles(small, tmp_path / "tiles.gpkg", model=str(saved_classifier), feedback=RecordingFeedback(messages=logged))
         assert not stale_folder.exists() and not stale_file.exists() and not stale_journal.exists()
         assert not old_unowned.exists()
         assert all(path.exists() for path in kept)

@@ -11,8 +11,8 @@ import torch
 from rasterio.transform import from_origin
 from tests_helpers import qgis_process_json
 
-from satvision.inference.segment import SegmentationSettings
-from satvision.inference.water import segment_water
+from satvision.inference.segment_engine import SegmentationSettings
+from satvision.inference.segment_job import segment_water
 from satvision.models.architectures import build_network
 from satvision.models.modelfile import save_model
 

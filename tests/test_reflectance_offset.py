@@ -17,9 +17,9 @@ from rasterio.windows import Window
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import Grid, open_raster, write_geotiff
-from satvision.inference.classify import ClassificationSettings, classify_raster
+from satvision.inference.classify_engine import ClassificationSettings, classify_raster
 from satvision.inference.predictor import Predictor
-from satvision.inference.segment import PROBABILITY_NODATA, SegmentationSettings, segment_raster
+from satvision.inference.segment_engine import PROBABILITY_NODATA, SegmentationSettings, segment_raster
 from satvision.models.architectures import build_network
 from satvision.models.card import Normalisation
 from satvision.models.normalisation import (

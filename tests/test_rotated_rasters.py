@@ -16,7 +16,7 @@ from rasterio.windows import Window
 from satvision.core.raster import Grid, extent_window, open_raster, write_geotiff
 from satvision.core.resampling import model_grid, needs_resampling
 from satvision.inference.predictor import Predictor
-from satvision.inference.segment import MASK_NODATA, PROBABILITY_NODATA, SegmentationSettings, segment_raster
+from satvision.inference.segment_engine import MASK_NODATA, PROBABILITY_NODATA, SegmentationSettings, segment_raster
 from satvision.models.architectures import build_network
 
 BANDS = ["B2", "B3", "B4", "B8"]
@@ -116,7 +116,7 @@ def test_an_extent_on_a_rotated_raster_gives_the_pixels_under_it(tmp_path, angle
 
 def test_warping_back_in_smaller_blocks_gives_the_same_rasters(predictor, scene, tmp_path, monkeypatch):
     """The nearest fill of edge pixels reads each block with a halo: block boundaries leave no trace."""
-    from satvision.inference import segment
+    from satvision.inference import segment_engine as segment
 
     raster = rotated_copy(scene, tmp_path / "rotated.tif", -120.0, 15.0)
     outputs = {}
@@ -132,7 +132,7 @@ def test_warping_back_in_smaller_blocks_gives_the_same_rasters(predictor, scene,
 
 
 def test_missing_pixels_take_the_nearest_known_value_within_the_radius():
-    from satvision.inference.segment import fill_from_nearest
+    from satvision.inference.segment_engine import fill_from_nearest
 
     rng = np.random.default_rng(14)
     values = np.arange(60 * 50, dtype=np.float32).reshape(60, 50)  # every value names its pixel

@@ -15,24 +15,20 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from conftest import RecordingFeedback
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from satvision.cli.main import main as satvision_main
 from satvision.core.errors import SatVisionError
 from satvision.models.modelfile import load_model, read_card, save_model
-from satvision.training.augment import AugmentSettings, PatchAugmentation
+from satvision.training.augment import PatchAugmentation
+from satvision.training.augment_settings import AugmentSettings
 from satvision.training.losses import DiceCrossEntropyLoss, SegmentationObjective, build_loss
 from satvision.training.metrics import SegmentationMetrics
-from satvision.training.segmentation_data import (
-    IGNORE_INDEX,
-    PatchSettings,
-    PatchSource,
-    TileSet,
-    TrainPatches,
-    find_pairs,
-    split_pairs,
-)
+from satvision.training.segmentation_datasets import TileSet, TrainPatches
+from satvision.training.segmentation_pairs import IGNORE_INDEX, find_pairs, split_pairs
+from satvision.training.segmentation_sampling import PatchSettings, PatchSource
 
 ROOT = Path(__file__).resolve().parent.parent
 BANDS = ["B2", "B3", "B4", "B8"]
@@ -292,9 +288,10 @@ def test_losses_ignore_unlabelled_pixels_and_add_deep_supervision():
 
 
 def test_schedules_and_early_stopping():
-    from satvision.training.trainer import EarlyStopping, TrainerConfig, learning_rate_factor
+    from satvision.training.trainer import EarlyStopping, learning_rate_factor
+    from satvision.training.trainer_config import TrainerConfig
 
-    # the seed's Keras CosineDecayRestarts(first 10 steps, t_mul 2, m_mul 0.9, alpha 0.1)
+    # the origin notebook's Keras CosineDecayRestarts(first 10 steps, t_mul 2, m_mul 0.9, alpha 0.1)
     restarts = TrainerConfig(epochs=3, restart_epochs=1)  # 10 steps per epoch: cycles of 10, 20 steps
     factor = [learning_rate_factor(step, restarts, 10) for step in range(31)]
     assert factor[0] == pytest.approx(1.0) and factor[5] == pytest.approx(0.55)
@@ -317,7 +314,8 @@ def test_schedules_and_early_stopping():
 def tiny_setup(dataset: Path, output: Path, architecture: str = "unet"):
     """A tiny network of ``architecture`` with its card and the split."""
     from satvision.models.architectures import build_network
-    from satvision.training.segmentation import SegmentationTrainingSettings, _new_card
+    from satvision.training.segmentation import _new_card
+    from satvision.training.segmentation_settings import SegmentationTrainingSettings
 
     settings = SegmentationTrainingSettings(dataset, output, architecture=architecture, encoder="resnet18",
                                             encoder_depth=3, decoder_channels=[16, 8, 8], cat_channels=8, patch_size=64)
@@ -331,7 +329,8 @@ def tiny_setup(dataset: Path, output: Path, architecture: str = "unet"):
 @pytest.mark.parametrize("architecture", ["unet", "attention_unet", "unet3plus"])
 def test_every_architecture_trains_and_its_loss_falls(dataset, source, tmp_path, architecture):
     from satvision.training.segmentation import SegmentationTask
-    from satvision.training.trainer import Trainer, TrainerConfig
+    from satvision.training.trainer import Trainer
+    from satvision.training.trainer_config import TrainerConfig
 
     network, card, split = tiny_setup(dataset, tmp_path, architecture)
     # the same 8 patches every epoch (set_epoch is a no-op on a fixed dataset): the loss must fall
@@ -349,7 +348,8 @@ def test_an_interrupted_training_resumes_exactly_where_it_stopped(dataset, sourc
     """With a weight average, validation measures the average: equal figures after the resume
     mean the average was saved and restored too."""
     from satvision.training.segmentation import SegmentationTask
-    from satvision.training.trainer import Trainer, TrainerConfig
+    from satvision.training.trainer import Trainer
+    from satvision.training.trainer_config import TrainerConfig
 
     config = TrainerConfig(epochs=3, batch_size=4, device="cpu", quiet=True, freeze_encoder_epochs=1, ema_decay=ema_decay)
     split = split_pairs(find_pairs(dataset), 0)
@@ -357,11 +357,11 @@ def test_an_interrupted_training_resumes_exactly_where_it_stopped(dataset, sourc
     train = TrainPatches(source, split.train, PatchSettings(64), length=8, seed=0, augment=augment)
     validation = TileSet(source, split.validation[:1], 64, max_tiles=2)
 
-    def trainer(output: Path, resume: bool = False, is_cancelled=None) -> tuple[Trainer, torch.nn.Module]:
+    def trainer(output: Path, resume: bool = False, feedback=None) -> tuple[Trainer, torch.nn.Module]:
         network, card, _ = tiny_setup(dataset, output)  # a fresh network, as in a new process
         save = lambda path, weights: save_model(path, weights, card)  # noqa: E731
         run_config = TrainerConfig(**{**config.__dict__, "resume": resume})
-        return Trainer(network, SegmentationTask(card), run_config, output, save_weights=save, is_cancelled=is_cancelled), network
+        return Trainer(network, SegmentationTask(card), run_config, output, save_weights=save, feedback=feedback), network
 
     straight, _ = trainer(tmp_path / "straight")
     expected = straight.fit(train, validation).history
@@ -374,7 +374,7 @@ def test_an_interrupted_training_resumes_exactly_where_it_stopped(dataset, sourc
             raise KeyboardInterrupt
         return False
 
-    interrupted, network = trainer(tmp_path / "run", is_cancelled=ctrl_c)
+    interrupted, network = trainer(tmp_path / "run", feedback=RecordingFeedback(cancel_when=ctrl_c))
     encoder_before = {name: value.clone() for name, value in network.encoder.state_dict().items()}
     decoder_before = {name: value.clone() for name, value in network.decoder.state_dict().items()}
     with pytest.raises(KeyboardInterrupt):
@@ -506,7 +506,8 @@ def test_encoder_weights_come_from_a_local_file_and_adapt_the_band_count(tmp_pat
     import torch as _torch
 
     from satvision.core.errors import SatVisionError
-    from satvision.training.segmentation import SegmentationTrainingSettings, _load_pretrained_encoder
+    from satvision.training.segmentation import _load_pretrained_encoder
+    from satvision.training.segmentation_settings import SegmentationTrainingSettings
 
     rgb = smp.encoders.get_encoder("resnet18", in_channels=3, depth=3, weights=None)
     _torch.save(rgb.state_dict(), tmp_path / "rgb.pth")

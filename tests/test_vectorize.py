@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from conftest import RecordingFeedback
 from osgeo import ogr
 from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
@@ -330,7 +331,7 @@ def test_a_mask_without_water_gives_an_empty_layer(tmp_path, suffix, value):
 
 def test_progress_rises_from_0_to_1(mask_path, tmp_path):
     reported: list[float] = []
-    vectorize_mask(mask_path, tmp_path / "water.gpkg", progress=reported.append)
+    vectorize_mask(mask_path, tmp_path / "water.gpkg", feedback=RecordingFeedback(fractions=reported))
     assert reported[0] == 0.0 and reported[-1] == 1.0
     assert reported == sorted(reported) and len(reported) > 10
     assert any(0.5 < value < 1.0 for value in reported)  # post-processing reports too
@@ -346,8 +347,7 @@ def test_cancellation_leaves_no_file(mask_path, tmp_path, cancel_after):
         vectorize_mask(
             mask_path,
             output_folder / "water.gpkg",
-            progress=reported.append,
-            is_cancelled=lambda: bool(reported) and reported[-1] >= cancel_after,
+            feedback=RecordingFeedback(fractions=reported, cancel_when=lambda: bool(reported) and reported[-1] >= cancel_after),
         )
     assert list(output_folder.iterdir()) == []
 
@@ -356,7 +356,7 @@ def test_cancellation_keeps_an_existing_output(mask_path, tmp_path):
     output = tmp_path / "water.gpkg"
     output.write_bytes(b"previous result")
     with pytest.raises(OperationCancelled):
-        vectorize_mask(mask_path, output, is_cancelled=lambda: True)
+        vectorize_mask(mask_path, output, feedback=RecordingFeedback(cancel_when=lambda: True))
     assert output.read_bytes() == b"previous result"
     assert [path.name for path in tmp_path.iterdir() if path.is_file()] == ["water.gpkg"]
 

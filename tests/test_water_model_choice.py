@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import tiny_unet_card
+from conftest import RecordingFeedback, tiny_unet_card
 from rasterio.transform import from_origin
 
 from satvision.core.errors import SatVisionError
@@ -136,11 +136,12 @@ def write_scene(path: Path, bands: list[str], size: int = 64) -> Path:
      (FOUR, FOUR_BAND_FILE, "4-band (B2, B3, B4, B8) (the raster has no B11/B12 band")],
 )
 def test_segment_water_without_a_model_runs_the_default_that_suits_the_raster(bundled, tmp_path, bands, chosen, why):
-    from satvision.inference.water import segment_water
+    from satvision.inference.segment_job import segment_water
 
     lines: list[str] = []
     raster = write_scene(tmp_path / "scene.tif", bands)
-    result = segment_water(raster, tmp_path / "water.gpkg", model=None, log=lines.append, bundled_models_dir=bundled)
+    result = segment_water(raster, tmp_path / "water.gpkg", model=None, feedback=RecordingFeedback(messages=lines),
+                           bundled_models_dir=bundled)
     assert result.model_path == bundled / chosen and result.card.bands == (SIX if chosen == SIX_BAND_FILE else FOUR)
     assert any(why in line for line in lines), lines
     assert (tmp_path / "water.gpkg").is_file()
@@ -181,13 +182,13 @@ def write_label(path: Path, size: int = 64) -> Path:
 
 @pytest.mark.parametrize(("bands", "chosen"), [(SIX, SIX_BAND_FILE), (FOUR, FOUR_BAND_FILE)])
 def test_evaluate_segmentation_without_a_model_measures_the_default_that_suits_the_images(bundled, tmp_path, bands, chosen):
-    from satvision.training.segmentation import evaluate_segmentation
+    from satvision.training.segmentation_evaluate import evaluate_segmentation
 
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
     write_scene(tmp_path / "images" / "chip.tif", bands)
     write_label(tmp_path / "labels" / "chip.tif")
     lines: list[str] = []
-    result = evaluate_segmentation(None, tmp_path, progress=lines.append, bundled_models_dir=bundled)
+    result = evaluate_segmentation(None, tmp_path, feedback=RecordingFeedback(messages=lines), bundled_models_dir=bundled)
     assert result.model == bundled / chosen
     assert any(line.startswith(f"Default water model: {len(bands)}-band") for line in lines), lines

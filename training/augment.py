@@ -22,7 +22,6 @@ and need the model's band names (``PatchAugmentation(..., bands=...)``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,26 +29,9 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .segmentation_data import IGNORE_INDEX
-from .water_augment import PhysicalAugmentation, WaterAugmentSettings
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """Which augmentations run, with what probability and strength."""
-
-    flips: bool = True
-    rotations: bool = True
-    elastic_p: float = 0.25
-    elastic_alpha: float = 30.0  # displacement strength in pixels (torchvision's alpha)
-    elastic_sigma: float = 5.0  # smoothness of the displacement field in pixels
-    jitter_p: float = 0.5
-    gain: float = 0.1  # per-band gain drawn from [1 - gain, 1 + gain]
-    offset: float = 0.01  # per-band offset drawn from [-offset, offset], in reflectance
-    simulate_l2a_p: float = 0.0
-    l2a_percentile: float = 1.0  # the dark-object value of a band: this percentile of its valid pixels
-    l2a_share: tuple[float, float] = (0.3, 1.0)  # share of the dark-object value subtracted
-    water: WaterAugmentSettings = field(default_factory=WaterAugmentSettings)  # physical, all off by default
+from .augment_settings import AugmentSettings
+from .segmentation_pairs import IGNORE_INDEX
+from .water_augment import PhysicalAugmentation
 
 
 class RandomRot90(v2.Transform):

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.errors import SatVisionError
+from ..core.feedback import Feedback, SilentFeedback
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -172,13 +173,15 @@ class TileSet(Dataset):
 
     All tiles are brought to ``size`` pixels (bilinear) when they differ. ``transform`` (training
     augmentation) is applied per item as ``transform(values, label)``. ``set_epoch`` reshuffles (seeded)
-    so an epoch's order is the same on every process and after a resume.
+    so an epoch's order is the same on every process and after a resume. ``feedback.progress`` gets
+    the share of tiles decoded, every 1000 tiles.
     """
 
     def __init__(self, samples: Sequence[Sample], reader: TileReader, size: int, transform: Callable | None = None,
-                 shuffle_seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+                 shuffle_seed: int | None = None, feedback: Feedback | None = None) -> None:
         if not samples:
             raise SatVisionError("No tiles to read (an empty split).")
+        feedback = feedback or SilentFeedback()
         self.samples = list(samples)
         self.transform = transform
         self.shuffle_seed = shuffle_seed
@@ -191,8 +194,8 @@ class TileSet(Dataset):
             if tile.shape[0] != first.shape[0]:
                 raise SatVisionError(f"{sample.path} has {tile.shape[0]} bands, the other tiles {first.shape[0]}.")
             self.values[index] = _resize(tile, size)
-            if progress and index % 1000 == 0:
-                progress(index, len(self.samples))
+            if index % 1000 == 0:
+                feedback.progress(index / len(self.samples))
 
     def set_epoch(self, epoch: int) -> None:
         if self.shuffle_seed is not None:

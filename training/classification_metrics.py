@@ -1,5 +1,5 @@
 """Classification metrics from a confusion matrix: accuracy, per-class precision/recall/F1 (the
-seed's classification report), macro averages and mean cross-entropy.
+origin notebook's classification report), macro averages and mean cross-entropy.
 
 Like :class:`training.metrics.SegmentationMetrics`, the matrix and the cross-entropy sum
 accumulate exactly over batches and can be summed across processes.
@@ -68,7 +68,7 @@ class ClassificationMetrics:
         return out
 
     def report_text(self) -> str:
-        """The report as a fixed-width table, like the seed's ``classification_report``."""
+        """The report as a fixed-width table, like the origin notebook's ``classification_report``."""
         width = max(12, *(len(name) for name in self.class_names))
         lines = [f"{'':>{width}}  precision    recall  f1-score   support", ""]
         for name, item in self.report().items():

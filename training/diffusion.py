@@ -23,13 +23,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from ..core.atomic import atomic_path
 from ..core.errors import OperationCancelled, SatVisionError
+from ..core.feedback import Feedback, SilentFeedback
 from ..models.generation import load_tokenizer, scheduler_config
 from ..models.modelfile import load_model, read_files, save_model
 from ..version import __version__
@@ -80,17 +81,54 @@ def train_generation(
     output: str | Path,
     config: DiffusionTrainingConfig,
     *,
-    log: Callable[[str], None] | None = None,
-    is_cancelled: Callable[[], bool] | None = None,
+    feedback: Feedback | None = None,
     show_progress: bool = True,
 ) -> Path:
-    """Fine-tune the model in ``model_path`` on ``data``; returns the written ``model.safetensors``."""
+    """Fine-tune the model in ``model_path`` on ``data``; returns the written ``model.safetensors``.
+
+    The UNet (metadata embedders included) is trained with the released models' recipe (see the
+    module); the VAE and text encoder stay frozen. Writes ``model.safetensors`` (EMA weights),
+    checkpoints, ``log.csv`` and ``loss.png`` in ``output``. Under ``accelerate launch`` the same
+    call trains on several GPUs.
+
+    Args:
+        data (str | Path): A folder of GeoTIFFs (any depth), each with a caption in ``NAME.txt``
+            beside it or in the folder's ``captions.csv`` / ``captions.json``; the metadata (centre,
+            GSD, date, cloud cover) are read from the files (see :mod:`training.diffusion_data`).
+        model_path (str | Path): The SatVision generation model file to start from (a converted
+            DiffusionSat release, or an earlier fine-tune).
+        output (str | Path): The folder to write in (created if missing).
+        config (DiffusionTrainingConfig): Steps, batch size, gradient accumulation, learning rate,
+            weight decay, min-SNR gamma (None: off), metadata and caption dropout, EMA decay (None:
+            off), mixed precision (``no``, ``fp16``, ``bf16``), crop size (None: the model's),
+            checkpoint interval in steps (0: none), seed, loader workers and gradient clipping.
+        feedback (Feedback | None): Gets the run's lines and is asked every step whether to stop:
+            any object with ``progress``, ``cancelled``, ``info`` and ``warning``
+            (:class:`core.feedback.Feedback`). None (default): silent, never cancelled.
+        show_progress (bool): Draw the tqdm bar of the steps (the command's own, on the main
+            process). Default True.
+
+    Returns:
+        Path: The ``model.safetensors`` written in ``output``.
+
+    Raises:
+        SatVisionError: ``data`` is not a folder, holds no images or an image without a caption;
+            the loss became NaN or infinite (lower the learning rate or change mixed precision).
+        ModelFileError: ``model_path`` is unreadable or unsafe, or not a generation model.
+        MissingDependencyError: accelerate, diffusers or transformers is not installed.
+        OperationCancelled: ``feedback.cancelled()`` became true; checkpoints already written are kept.
+
+    Example:
+        >>> from satvision.training.diffusion import DiffusionTrainingConfig, train_generation
+        >>> config = DiffusionTrainingConfig(steps=2000, batch_size=4, lr=2e-6, mixed_precision="bf16")
+        >>> model = train_generation("captioned_tiles", "diffusionsat.safetensors", "runs/finetune", config)
+        >>> print(model)
+    """
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
 
-    say = log or print
-    cancelled = is_cancelled or (lambda: False)
+    feedback = feedback or SilentFeedback()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation,
@@ -104,7 +142,7 @@ def train_generation(
     size = config.image_size or int(card.architecture.params.get("image_size") or card.tiling.tile_size)
     items = find_images(data)
     dataset = CaptionedImages(items, size, seed=config.seed)
-    say(f"{len(items)} captioned images from {data}; {size} px crops; {prediction_type} prediction; "
+    feedback.info(f"{len(items)} captioned images from {data}; {size} px crops; {prediction_type} prediction; "
         f"{config.steps} steps of batch {config.batch_size} x {config.gradient_accumulation} accumulation x "
         f"{accelerator.num_processes} process(es) on {accelerator.device}")
 
@@ -134,7 +172,7 @@ def train_generation(
     while step < config.steps:
         dataset.set_epoch(epoch)
         for batch in loader:
-            if cancelled():
+            if feedback.cancelled():
                 raise OperationCancelled("Training cancelled; the last checkpoint (if any) is kept.")
             with accelerator.accumulate(unet):
                 pixels = batch["pixels"].to(accelerator.device, weight_dtype)
@@ -189,7 +227,7 @@ def train_generation(
         write_model(final, network, accelerator.unwrap_model(unet), ema, card, model_path, rows, config, items)
         write_log(output / "log.csv", rows)
         plot_loss(output / "loss.png", rows)
-        say(f"Wrote {final} after {step} steps (last loss {rows[-1]['loss']:.4f}), log.csv and loss.png")
+        feedback.info(f"Wrote {final} after {step} steps (last loss {rows[-1]['loss']:.4f}), log.csv and loss.png")
     return final
 
 

@@ -1,8 +1,8 @@
 """Segmentation losses by name, and the objective that adds deep supervision and the CGM loss.
 
-``dice_ce`` is the seed's loss: cross-entropy plus soft Dice of the foreground classes computed
+``dice_ce`` is the origin notebook's loss: cross-entropy plus soft Dice of the foreground classes computed
 from the softmax. The others are segmentation-models-pytorch's losses in multiclass mode. Every
-loss ignores pixels labelled :data:`~training.segmentation_data.IGNORE_INDEX`.
+loss ignores pixels labelled :data:`~training.segmentation_pairs.IGNORE_INDEX`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import SatVisionError
-from .segmentation_data import IGNORE_INDEX
+from .segmentation_pairs import IGNORE_INDEX
 
 
 class DiceCrossEntropyLoss(nn.Module):
     """Cross-entropy + (1 − soft Dice of classes 1…) over the whole batch, ignored pixels excluded.
 
-    The Dice term counts the batch as one volume (as the seed's Keras loss did), so a patch
+    The Dice term counts the batch as one volume (as the origin notebook's Keras loss did), so a patch
     without water does not produce an undefined per-image Dice; ``smooth`` keeps it finite
     when a whole batch has no foreground.
     """

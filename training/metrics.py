@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from .segmentation_data import IGNORE_INDEX
+from .segmentation_pairs import IGNORE_INDEX
 
 FOREGROUND = 1
 PROBABILITY_EPSILON = 1e-7

@@ -1,5 +1,4 @@
-"""Water segmentation: train a model file, evaluate one with the real inference engine, compare
-the UNet family.
+"""Water segmentation training: a model file from image/label pairs.
 
 ``train_segmentation`` writes to its output folder:
 
@@ -10,116 +9,42 @@ the UNet family.
   water probability, label), ``training.json`` (settings and results);
 - ``checkpoints/``: ``last.safetensors`` + ``last_state.pt`` (resume), ``best.safetensors``.
 
-``evaluate_segmentation`` runs :func:`inference.segment.segment_raster` on each whole image, as the
-plugin does, and compares the mask and probability it writes with the label window by window,
-beside the NDWI > 0 baseline on the same pixels (:mod:`training.water_evaluation`).
+Its settings are :class:`training.segmentation_settings.SegmentationTrainingSettings`; a trained
+model is evaluated by :mod:`training.segmentation_evaluate`, architectures compared by
+:mod:`training.segmentation_compare`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
-from rasterio.windows import Window
-from rasterio.windows import bounds as window_bounds
 
 from ..core.errors import SatVisionError
-from ..core.raster import open_raster
-from ..models.architectures import architectures, build_network
+from ..core.feedback import Feedback, SilentFeedback
+from ..models.architectures import build_network
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Tiling
 from ..models.modelfile import read_card, save_model
 from ..models.normalisation import normalise
 from ..version import __version__
 from . import plots
-from .augment import AugmentSettings, PatchAugmentation
+from .augment import PatchAugmentation
 from .losses import SegmentationObjective, build_loss
 from .metrics import SegmentationMetrics
-from .reporting import clean_metrics, jsonable, write_comparison, write_json
-from .segmentation_data import (
-    IGNORE_INDEX,
-    PatchSettings,
-    PatchSource,
-    Region,
-    Split,
-    TileSet,
-    TrainPatches,
-    find_pairs,
-    ground_sample_distance,
-    reflectance_statistics,
-    split_pairs,
-    water_fraction,
-)
-from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainerConfig, TrainingResult, check_new_run, read_log
-from .water_evaluation import LabelConvention
+from .reporting import clean_metrics, jsonable, write_json
+from .segmentation_datasets import TileSet, TrainPatches, reflectance_statistics
+from .segmentation_pairs import IGNORE_INDEX, Region, Split, find_pairs, ground_sample_distance, region_json, split_pairs
+from .segmentation_sampling import PatchSettings, PatchSource, water_fraction
+from .segmentation_settings import SegmentationTrainingSettings
+from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainingResult, check_new_run, read_log
 
-DEFAULT_BANDS = ("B2", "B3", "B4", "B8")
-DEFAULT_CLASSES = ("background", "water")
 CLASS_COLOURS = ("#000000", "#1f78b4")
-SEGMENTATION_ARCHITECTURES = ("unet", "attention_unet", "unet3plus")
-DECODER_CHANNELS = (256, 128, 64, 32, 16)
 STATISTICS_PATCHES = 64
 TRIPTYCHS = 4
-
-
-@dataclass
-class SegmentationTrainingSettings:
-    """Everything ``satvision train segmentation`` takes; see the CLI help for each option."""
-
-    data: Path
-    output: Path
-    architecture: str = "unet"
-    encoder: str = "resnet34"
-    encoder_depth: int = 5
-    encoder_weights: str | None = None  # a local encoder weights file (never a download)
-    decoder_channels: list[int] | None = None  # unet / attention_unet; default the last `depth` of 256…16
-    cat_channels: int = 64  # unet3plus
-    bands: list[str] = field(default_factory=lambda: list(DEFAULT_BANDS))
-    class_names: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSES))
-    patch_size: int = 256
-    patches_per_epoch: int | None = None  # default 1.5 × (training pixels / patch²), as the seed
-    min_water: float = 0.3
-    max_water: float = 0.7
-    max_tries: int = 20
-    unfiltered_patches: float = 0.0
-    patch_weighting: str = "area"  # "scene": each training image supplies patches alike
-    split: str = "image"  # "rows": every image split into row bands, so each is trained on
-    max_validation_tiles: int | None = None
-    loss: str = "dice_ce"
-    aux_weight: float = 1.0
-    cgm_weight: float = 0.5
-    augment: AugmentSettings = field(default_factory=AugmentSettings)
-    reflectance_scale: float = 10000.0
-    gsd_m: float | None = None
-    name: str | None = None
-    description: str = ""
-    license: str = "unspecified"
-    processing_levels: list[str] = field(default_factory=lambda: ["L1C"])
-    cache_mb: int = 512
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-    @property
-    def seed(self) -> int:
-        return self.trainer.seed
-
-    def architecture_params(self) -> dict[str, Any]:
-        if self.architecture not in SEGMENTATION_ARCHITECTURES:
-            known = [name for name, spec in architectures().items() if spec.task == "segmentation"]
-            raise SatVisionError(f"Unknown segmentation architecture {self.architecture!r}; choose one of {', '.join(known)}.")
-        params: dict[str, Any] = {"encoder_name": self.encoder, "encoder_depth": self.encoder_depth}
-        if self.architecture == "unet3plus":
-            params["cat_channels"] = self.cat_channels
-        else:
-            channels = self.decoder_channels or list(DECODER_CHANNELS[-self.encoder_depth :])
-            if len(channels) != self.encoder_depth:
-                raise SatVisionError(f"Give one decoder channel count per encoder stage ({self.encoder_depth}), not {len(channels)}.")
-            params["decoder_channels"] = list(channels)
-        return params
 
 
 class SegmentationTask:
@@ -156,8 +81,52 @@ class SegmentationTrainingRun:
 # --------------------------------------------------------------------------- training
 
 
-def train_segmentation(settings: SegmentationTrainingSettings, is_cancelled: Callable[[], bool] | None = None) -> SegmentationTrainingRun:
-    """Train a water segmentation model; see the module docstring for what is written."""
+def train_segmentation(settings: SegmentationTrainingSettings, feedback: Feedback | None = None) -> SegmentationTrainingRun:
+    """Train a water segmentation model; see the module docstring for what is written.
+
+    The pairs in ``settings.data`` are split (by image, or by row bands), patches drawn with the
+    water-fraction window, and the network trained with the best weights by the monitored
+    validation metric kept; the model file gets a complete card with validation and test metrics.
+    Under ``accelerate launch`` the same call trains on several GPUs.
+
+    Args:
+        settings (SegmentationTrainingSettings): Everything the run takes: data and output folders,
+            architecture and encoder, bands and classes, patches, loss, augmentation, card fields and
+            the training loop (``settings.trainer``: epochs, batch size, learning rate, device, seed,
+            resume...).
+        feedback (Feedback | None): Gets the run's lines (epochs, metrics; none with
+            ``settings.trainer.quiet``) and is asked every step
+            whether to stop (:class:`training.trainer.Trainer`): any object with ``progress``,
+            ``cancelled``, ``info`` and ``warning`` (:class:`core.feedback.Feedback`). None
+            (default): silent, never cancelled.
+
+    Returns:
+        SegmentationTrainingRun: The model file's path and card, the training result (best and last
+        epoch, time), the validation and test metrics, the parameter count, the split, and
+        ``is_main`` (False in the other processes of a multi-GPU run).
+
+    Raises:
+        SatVisionError: No image/label pairs in ``settings.data``, or pairs that do not match; the
+            patch size is not divisible by 2^encoder depth; not two class names; an unknown
+            architecture or loss; an output folder that holds another run (without ``resume``).
+        RasterError: An image cannot be read or lacks the chosen bands (``BandMismatchError``).
+        MissingDependencyError: A package the architecture needs is not installed.
+        OperationCancelled: ``feedback.cancelled()`` became true; the last completed epoch stays in
+            ``checkpoints/`` (resume it with ``TrainerConfig(resume=True)``).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from satvision.training.segmentation import train_segmentation
+        >>> from satvision.training.segmentation_settings import SegmentationTrainingSettings
+        >>> from satvision.training.trainer_config import TrainerConfig
+        >>> settings = SegmentationTrainingSettings(
+        ...     data=Path("pairs"), output=Path("runs/water"), architecture="unet", encoder="resnet34",
+        ...     bands=["B2", "B3", "B4", "B8", "B11", "B12"], trainer=TrainerConfig(epochs=40, batch_size=16),
+        ... )
+        >>> run = train_segmentation(settings)
+        >>> print(run.model_path, run.test.get("iou_water"))
+    """
+    feedback = feedback or SilentFeedback()
     params = settings.architecture_params()
     if settings.patch_size % (2**settings.encoder_depth):
         raise SatVisionError(
@@ -169,13 +138,13 @@ def train_segmentation(settings: SegmentationTrainingSettings, is_cancelled: Cal
     split = split_pairs(pairs, settings.seed, mode=settings.split)
     source = PatchSource(settings.bands, len(settings.class_names), settings.cache_mb * 2**20)
     try:
-        return _train(settings, params, pairs, split, source, is_cancelled)
+        return _train(settings, params, pairs, split, source, feedback)
     finally:
         source.close()  # open rasters must not outlive GDAL (QGIS tears it down at exit)
 
 
 def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs, split: Split, source: PatchSource,
-           is_cancelled: Callable[[], bool] | None) -> SegmentationTrainingRun:
+           feedback: Feedback) -> SegmentationTrainingRun:
     output = Path(settings.output)
     source.check(pairs)
     patch = PatchSettings(settings.patch_size, settings.min_water, settings.max_water, settings.max_tries,
@@ -203,7 +172,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         _load_pretrained_encoder(network, settings)
     task = SegmentationTask(card, settings.loss, settings.aux_weight, settings.cgm_weight)
     trainer = Trainer(network, task, settings.trainer, output,
-                      save_weights=lambda path, weights: save_model(path, weights, card), is_cancelled=is_cancelled)
+                      save_weights=lambda path, weights: save_model(path, weights, card), feedback=feedback)
     trainer.say(f"{split.describe()}; {length} patches per epoch of {settings.patch_size} px; "
                 f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.placement}")
     result = trainer.fit(train_data, val_data)
@@ -233,7 +202,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         write_json(output / "training.json", {
             "settings": jsonable(settings), "split": {
                 "description": split.describe(),
-                **{part: [_region_json(region) for region in split.part(part)] for part in ("train", "validation", "test")},
+                **{part: [region_json(region) for region in split.part(part)] for part in ("train", "validation", "test")},
             },
             "best_epoch": result.best_epoch, "last_epoch": result.last_epoch, "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 2), "parameters": parameters, "validation": validation, "test": test,
@@ -243,7 +212,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
 
 
 def default_patches_per_epoch(regions: Sequence[Region], patch_size: int, batch_size: int) -> int:
-    """1.5 patches per patch-sized area of training pixels (the seed's rule), at least one batch."""
+    """1.5 patches per patch-sized area of training pixels (the origin notebook's rule), at least one batch."""
     return max(batch_size, int(1.5 * sum(region.pixels for region in regions) / patch_size**2))
 
 
@@ -353,209 +322,3 @@ def _write_triptychs(network: torch.nn.Module, task: SegmentationTask, tiles: Ti
         name = tiles.regions[region_index].pair.name
         plots.plot_triptych(sample.values, sample.valid, probability, sample.label, bands,
                             folder / f"{rank:02d}_{name}_y{y}_x{x}.png", title=f"{name} (row {y}, column {x})")
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@dataclass
-class SegmentationEvaluation:
-    model: Path
-    model_name: str
-    metrics: dict[str, Any]
-    per_image: list[dict[str, Any]]
-    seconds: float
-    water: dict[str, Any] = field(default_factory=dict)  # see training.water_evaluation
-
-    def to_json(self) -> dict[str, Any]:
-        return {"model": str(self.model), "model_name": self.model_name, **self.metrics, "water": self.water,
-                "per_image": self.per_image, "seconds": round(self.seconds, 2)}
-
-
-def evaluate_segmentation(
-    model_path: str | Path | None,
-    data: str | Path,
-    *,
-    split: str = "all",
-    seed: int = 0,
-    tile_size: int | None = None,
-    batch_size: int = 4,
-    device: str = "auto",
-    threshold: float = 0.5,
-    reflectance_offset: str | float = "auto",
-    labels: LabelConvention | None = None,
-    image_suffix: str = "",
-    label_suffix: str = "",
-    output: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
-    bundled_models_dir: Path | None = None,
-) -> SegmentationEvaluation:
-    """Metrics of a model on labelled pairs, through the real tiled inference engine.
-
-    Each image (or, with ``split``, each region of the split training used, same ``seed``) is
-    segmented by :func:`inference.segment.segment_raster`, as the algorithm runs it (rasters off
-    the model's UTM grid, e.g. EPSG:4326, are resampled to it and back onto their own grid); the
-    outputs must land on the label's grid. ``labels`` says which label values are water and which
-    are ignored (default 0 land, 1 water, 255 ignore). Water IoU, precision and recall, pooled and
-    mean per image, come with the NDWI > 0 baseline on the same pixels (see
-    :mod:`training.water_evaluation`); accuracy, class IoU, Dice and cross-entropy are pooled.
-    With ``output`` each image's water mask (``NAME_water_mask.tif``) and picture (``NAME.png``:
-    true colour, label, model, NDWI) are written there. Without ``model_path`` the bundled water model
-    that suits every image runs (:func:`training.water_evaluation.default_model`; ``bundled_models_dir``
-    overrides the bundled folder), and ``progress`` says which and why.
-    """
-    from ..inference.predictor import Predictor
-    from ..inference.segment import SegmentationSettings, segment_raster
-    from ..models.modelfile import load_model
-    from . import water_evaluation as water
-
-    started = time.perf_counter()
-    convention = labels or water.LabelConvention()
-    pairs = find_pairs(data, image_suffix, label_suffix)
-    if model_path:
-        path = Path(model_path)
-    else:  # the 6-band default when every image has B11 and B12, else the 4-band one
-        path, reason = water.default_model([pair.image for pair in pairs], bundled_models_dir)
-        if progress:
-            progress(reason)
-    network, card = load_model(path, task="segmentation", device="cpu")
-    predictor = Predictor(network, card, device)
-    regions = _whole_regions(pairs) if split == "all" else split_pairs(pairs, seed).part(split)
-    for region in regions:
-        water.check_pair_grid(region)
-    folder = _evaluation_folder(output, regions)
-    engine_settings = SegmentationSettings(tile_size=tile_size, batch_size=batch_size, device=device, threshold=threshold,
-                                           reflectance_offset=reflectance_offset)
-    total = SegmentationMetrics(card.class_names(), IGNORE_INDEX)
-    per_image, counts = [], []
-    has_ndwi = True
-    with tempfile.TemporaryDirectory(prefix="satvision-evaluate-") as scratch:
-        for number, region in enumerate(regions, start=1):
-            if progress:
-                progress(f"[{number}/{len(regions)}] {region.pair.image.name}")
-            name = _output_name(region)
-            probability_path = Path(scratch) / "probability.tif"
-            mask_path = folder / f"{name}_water_mask.tif" if folder else Path(scratch) / "mask.tif"
-            with open_raster(region.pair.image) as dataset:
-                whole = region.row_start == 0 and region.row_stop == dataset.height
-                bounds = None if whole else window_bounds(Window(0, region.row_start, region.width, region.rows), dataset.transform)
-            segment_raster(region.pair.image, predictor, probability_path, mask_path, dataclasses.replace(engine_settings, bounds=bounds))
-            metrics = SegmentationMetrics(card.class_names(), IGNORE_INDEX)
-            picture = water.PictureSampler(region.width, region.rows) if folder else None
-            image_counts, image_ndwi = water.compare_image(region, mask_path, probability_path, convention, metrics, picture)
-            has_ndwi &= image_ndwi
-            total.merge(metrics)
-            counts.append(image_counts)
-            per_image.append({**_region_json(region), **clean_metrics(metrics.compute()),
-                              "water": water.clean(image_counts.figures())})
-            if picture is not None:
-                plots.plot_water_comparison(picture.true_colour(region), picture.label, picture.counted, picture.model,
-                                            picture.ndwi if image_ndwi else None, folder / f"{name}.png",
-                                            water.picture_title(name, image_counts, image_ndwi))
-    summary = {**water.clean(water.summarise(counts)), "ndwi_baseline": has_ndwi, "labels": convention.to_json()}
-    if not has_ndwi:
-        for scope in ("pooled", "mean_per_image"):
-            summary[scope]["ndwi"] = {key: None for key in summary[scope]["ndwi"]}
-    return SegmentationEvaluation(path, card.name, clean_metrics(total.compute()), per_image,
-                                  time.perf_counter() - started, summary)
-
-
-def _evaluation_folder(output: str | Path | None, regions: Sequence[Region]) -> Path | None:
-    """The folder for masks and pictures, created; refused when it is a file or an input's folder."""
-    if output is None:
-        return None
-    folder = Path(output)
-    if folder.exists() and not folder.is_dir():
-        raise SatVisionError(f"--output {folder} is a file; give a folder for the masks and pictures.")
-    inputs = {region.pair.image.parent.resolve() for region in regions} | {region.pair.label.parent.resolve() for region in regions}
-    if folder.resolve() in inputs:
-        raise SatVisionError(f"--output {folder} holds the evaluated images or labels; give another folder.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise SatVisionError(f"Cannot create the output folder {folder}: {error.strerror}. Choose a folder you can write to.") from error
-    return folder
-
-
-def _output_name(region: Region) -> str:
-    """The image's name, with the rows when only a band of rows of it was evaluated."""
-    partial = region.rows != region.height
-    return f"{region.pair.name}_rows{region.row_start}-{region.row_stop}" if partial else region.pair.name
-
-
-def _whole_regions(pairs) -> list[Region]:
-    regions = []
-    for pair in pairs:
-        with open_raster(pair.image) as dataset:
-            regions.append(Region(pair, 0, dataset.height, dataset.width, dataset.height))
-    return regions
-
-
-# --------------------------------------------------------------------------- comparison
-
-
-def compare_segmentation(settings: SegmentationTrainingSettings, architectures_to_compare: Sequence[str] = SEGMENTATION_ARCHITECTURES,
-                         is_cancelled: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
-    """Train each architecture with the same data, split, seed, epochs and encoder (each in
-    ``output/<architecture>/``), then write ``comparison.csv`` and ``comparison.md`` in ``output``.
-
-    The table follows the seed's: accuracy, IoU and Dice as class means (the seed's metric
-    definitions) and mean cross-entropy, on the test split; plus water IoU, parameters and time.
-    """
-    rows = []
-    is_main = True
-    for architecture in architectures_to_compare:
-        run_settings = dataclasses.replace(
-            settings, architecture=architecture, output=Path(settings.output) / architecture,
-            name=f"{settings.name or 'water'}-{architecture}",
-        )
-        run = train_segmentation(run_settings, is_cancelled)
-        is_main = run.is_main
-        rows.append({
-            "model": architecture,
-            "accuracy": run.test.get("accuracy"),
-            "iou": run.test.get("mean_iou"),
-            "dice": run.test.get("mean_dice"),
-            "cross_entropy": run.test.get("cross_entropy"),
-            "iou_water": run.test.get("iou_water"),
-            "parameters": run.parameters,
-            "training_seconds": round(run.result.seconds, 1),
-            "best_epoch": run.result.best_epoch,
-            "model_path": str(run.model_path),
-        })
-    if not is_main:
-        return rows
-    write_comparison(Path(settings.output), rows, comparison_markdown(rows))
-    return rows
-
-
-MODEL_TITLES = {"unet": "UNET", "attention_unet": "Attention UNET", "unet3plus": "UNET3+"}
-
-
-def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The seed's table ``Model | Accuracy | IoU | Dice | CE`` plus water IoU, parameters and time."""
-
-    def percent(value: Any) -> str:
-        return "–" if value is None else f"{100 * value:.2f}%"
-
-    lines = [
-        "| Model | Accuracy | IoU | Dice | CE | Water IoU | Parameters | Training time |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        ce = "–" if row["cross_entropy"] is None else f"{row['cross_entropy']:.4f}"
-        minutes, seconds = divmod(int(round(row["training_seconds"])), 60)
-        lines.append(
-            f"| {MODEL_TITLES.get(row['model'], row['model'])} | {percent(row['accuracy'])} | {percent(row['iou'])} | "
-            f"{percent(row['dice'])} | {ce} | {percent(row['iou_water'])} | {row['parameters'] / 1e6:.2f} M | {minutes}:{seconds:02d} |"
-        )
-    lines.append("")
-    lines.append("Test split; IoU and Dice are means over the classes (as in the seed), CE the mean cross-entropy per pixel.")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _region_json(region: Region) -> dict[str, Any]:
-    return {"image": str(region.pair.image), "label": str(region.pair.label), "rows": [region.row_start, region.row_stop]}

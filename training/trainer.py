@@ -34,9 +34,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..core.atomic import atomic_path
 from ..core.errors import OperationCancelled, SatVisionError
+from ..core.feedback import Feedback, SilentFeedback
+from .trainer_config import TrainerConfig
 
-SCHEDULES = ("cosine_restarts", "cosine", "constant")
-MIXED_PRECISION = ("no", "fp16", "bf16")
 CHECKPOINTS = "checkpoints"
 LAST_WEIGHTS = "last.safetensors"
 LAST_STATE = "last_state.pt"
@@ -44,50 +44,6 @@ BEST_WEIGHTS = "best.safetensors"
 LOG = "log.csv"
 
 SaveWeights = Callable[[Path, Mapping[str, torch.Tensor]], None]
-
-
-@dataclass
-class TrainerConfig:
-    """Optimisation, schedule, early stopping, precision, devices and output behaviour."""
-
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine_restarts"
-    warmup_epochs: float = 1.0  # "cosine": linear warm-up from 0
-    restart_epochs: float | None = None  # "cosine_restarts": first cycle (default epochs / 3: cycles of 1/3 and 2/3)
-    restart_mult: float = 2.0  # each cycle this many times longer (the seed's t_mul)
-    restart_decay: float = 0.9  # each restart's peak this fraction of the previous one (m_mul)
-    min_lr_fraction: float = 0.1  # the floor, as a fraction of the peak (alpha)
-    freeze_encoder_epochs: int = 0
-    early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
-    monitor: str = "iou_water"
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
-    ema_decay: float = 0.0  # exponential moving average of the weights (e.g. 0.999); 0 = off
-    mixed_precision: str = "no"
-    device: str = "auto"
-    workers: int = 0
-    seed: int = 0
-    quiet: bool = False
-    resume: bool = False
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise SatVisionError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise SatVisionError(f"Unknown mixed precision {self.mixed_precision!r}; choose one of {', '.join(MIXED_PRECISION)}.")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise SatVisionError("epochs and batch size must be at least 1.")
-        if self.lr <= 0:
-            raise SatVisionError("The learning rate must be positive.")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise SatVisionError(f"The weight-average decay must be in [0, 1) (e.g. 0.999; 0 = off), not {self.ema_decay}.")
-
-    @property
-    def monitor_mode(self) -> str:
-        """``min`` for losses and cross-entropy, ``max`` for scores."""
-        return "min" if "loss" in self.monitor or "entropy" in self.monitor else "max"
 
 
 class Metrics(Protocol):
@@ -173,7 +129,7 @@ class TrainingResult:
 def learning_rate_factor(step: int, config: TrainerConfig, steps_per_epoch: int) -> float:
     """The learning rate at optimizer step ``step`` as a fraction of ``config.lr``.
 
-    ``cosine_restarts`` is Keras' ``CosineDecayRestarts`` that the seed used (first cycle,
+    ``cosine_restarts`` is Keras' ``CosineDecayRestarts`` that the origin notebook used (first cycle,
     ``t_mul``, ``m_mul``, ``alpha``): cosine decay from the peak to ``alpha * peak`` over a cycle,
     then a restart at ``m_mul`` times the previous peak in a cycle ``t_mul`` times longer.
     ``cosine`` warms up linearly, then decays once to ``alpha``.
@@ -210,11 +166,13 @@ class Trainer:
 
     ``save_weights(path, state_dict)`` writes a weight file (the segmentation trainer passes one
     that stores the model card too, so every checkpoint is a loadable model file).
-    ``is_cancelled`` is polled every step (for QGIS); Ctrl-C works anyway.
+    ``feedback.cancelled()`` is polled every step (for QGIS); Ctrl-C works anyway. The run's lines
+    (epoch summaries, where it trains) go to ``feedback.info`` from the main process unless
+    ``config.quiet``; the tqdm bars of the epochs are the trainer's own (stderr, on a terminal).
     """
 
     def __init__(self, network: nn.Module, task: TrainingTask, config: TrainerConfig, output: Path,
-                 save_weights: SaveWeights = save_safetensors, is_cancelled: Callable[[], bool] | None = None) -> None:
+                 save_weights: SaveWeights = save_safetensors, feedback: Feedback | None = None) -> None:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -224,7 +182,7 @@ class Trainer:
         self.output = Path(output)
         self.checkpoints = self.output / CHECKPOINTS
         self.save_weights = save_weights
-        self.is_cancelled = is_cancelled or (lambda: False)
+        self.feedback = feedback or SilentFeedback()
         self.ema = None  # timm ModelEmaV3 during fit() when config.ema_decay
         device = (config.device or "auto").lower()
         mixed_precision = config.mixed_precision
@@ -384,7 +342,7 @@ class Trainer:
         accelerator = self.accelerator
         module.train()
         if frozen_encoder is not None:
-            frozen_encoder.eval()  # frozen batch-norm statistics too, as the seed's freeze_batch_norm
+            frozen_encoder.eval()  # frozen batch-norm statistics too, as the origin notebook's freeze_batch_norm
         loss_total, samples = 0.0, 0
         bar = self._progress(loader, f"epoch {epoch}/{self.config.epochs}")
         for batch in bar:
@@ -459,12 +417,12 @@ class Trainer:
         return tqdm(iterable, desc=description, leave=False, disable=disable, dynamic_ncols=True)
 
     def _check_cancelled(self) -> None:
-        if self.is_cancelled():
+        if self.feedback.cancelled():
             raise OperationCancelled("Training cancelled; the last completed epoch is saved in checkpoints/ (resume it).")
 
     def say(self, message: str) -> None:
         if not self.config.quiet and self.is_main:
-            print(message, file=sys.stderr, flush=True)
+            self.feedback.info(message)
 
 
 def _summary(row: Mapping[str, Any], monitor: str, improved: bool) -> str:

@@ -47,13 +47,13 @@ L2A: dark-object subtraction) and :class:`Haze` (L2A → L1C: path radiance adde
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
 
 from ..core.bands import normalise_band_name
 from ..core.errors import SatVisionError
+from .augment_settings import WaterAugmentSettings
 
 IGNORE = 255
 WATER = 1
@@ -89,35 +89,6 @@ SHADOW_DIFFUSE: Mapping[str, float] = {
     "B1": 0.3, "B2": 0.3, "B3": 0.22, "B4": 0.15, "B5": 0.13, "B6": 0.12, "B7": 0.11, "B8": 0.1,
     "B8A": 0.1, "B9": 0.08, "B10": 0.05, "B11": 0.05, "B12": 0.05,
 }
-
-
-@dataclass(frozen=True)
-class WaterAugmentSettings:
-    """Probabilities (0 = off, the default) and strengths of the physical augmentations."""
-
-    turbid_p: float = 0.0
-    algae_p: float = 0.0
-    haze_p: float = 0.0
-    haze_max: float = 0.08  # path reflectance at B2 drawn from [0, haze_max]
-    sun_gain_p: float = 0.0
-    sun_gain: tuple[float, float] = (0.7, 1.3)
-    clouds_p: float = 0.0
-    cloud_thick: float = 0.5  # opacity from which the label under a cloud is ignored
-    baseline_offset_p: float = 0.0
-    noise_sigma: float = 0.0  # reflectance; each patch draws its sigma from [0, noise_sigma]
-
-    def __post_init__(self) -> None:
-        for name in ("turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p", "baseline_offset_p", "cloud_thick"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise SatVisionError(f"The augmentation setting {name} must lie between 0 and 1, not {getattr(self, name)}.")
-        if not 0.0 <= self.noise_sigma <= 0.1:
-            raise SatVisionError(f"The noise sigma is in reflectance and must lie between 0 and 0.1 (e.g. 0.005), not {self.noise_sigma}.")
-        if not 0.0 < self.sun_gain[0] <= self.sun_gain[1]:
-            raise SatVisionError(f"The sun-angle gain range must satisfy 0 < low <= high, not {self.sun_gain}.")
-
-    def enabled(self) -> bool:
-        return any(p > 0 for p in (self.turbid_p, self.algae_p, self.haze_p, self.sun_gain_p, self.clouds_p,
-                                   self.baseline_offset_p, self.noise_sigma))
 
 
 def band_ids(bands: Sequence[str]) -> list[str]:

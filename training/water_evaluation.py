@@ -1,7 +1,7 @@
 """Water figures of a segmentation model against hand labels, beside the NDWI > 0 baseline.
 
 This is the measurement side of ``satvision evaluate segmentation`` (the engine run itself lives
-in :func:`training.segmentation.evaluate_segmentation`):
+in :func:`training.segmentation_evaluate.evaluate_segmentation`):
 
 - **Label conventions.** :class:`LabelConvention` turns raw label values into water / not water /
   ignored. The project's convention is 0 land, 1 water, 255 ignore, and any other value is an
@@ -35,7 +35,7 @@ from rasterio.windows import transform as window_transform
 from ..core.errors import BandMismatchError, SatVisionError
 from ..core.raster import open_raster, read_window, select_bands
 from .metrics import SegmentationMetrics
-from .segmentation_data import IGNORE_INDEX, Region
+from .segmentation_pairs import IGNORE_INDEX, Region
 
 DEFAULT_WATER_VALUES = (1.0,)
 DEFAULT_LAND_VALUES = (0.0,)
@@ -259,7 +259,7 @@ def compare_image(region: Region, mask_path: Path, probability_path: Path, conve
     Adds the counted pixels to ``metrics`` (accuracy, class IoU, cross-entropy) and returns the
     water counts and whether the NDWI baseline could be computed (the image has B3 and B8).
     """
-    from ..inference.segment import MASK_NODATA
+    from ..inference.segment_engine import MASK_NODATA
 
     counts = ImageCounts()
     with open_raster(region.pair.image) as image, open_raster(region.pair.label) as label, \

@@ -6,7 +6,7 @@ the +1000 offset of processing baseline >= 04.00, all on one 10 m grid (20 m ban
 their own files are resampled bilinearly onto the grid of a 10 m band, see :func:`stack_bands`),
 brings the labels that came with each image onto that grid as evidence for
 :mod:`training.water_label_builder`, and writes ``images/NAME.tif`` + ``labels/NAME.tif`` pairs
-in the layout :func:`training.segmentation_data.find_pairs` reads.
+in the layout :func:`training.segmentation_pairs.find_pairs` reads.
 
 Images are read whole: the scenes here are small crops (at most a few megapixels); larger ones
 are refused with :data:`MAX_PIXELS` so memory stays bounded.

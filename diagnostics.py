@@ -1,4 +1,7 @@
-"""The diagnostics report users paste into bug reports (``satvision:diagnose``, ``satvision diagnose``)."""
+"""The diagnostics report users paste into bug reports (``satvision:diagnose``, ``satvision diagnose``).
+
+It reports on the layers below the command line (core, models, Earth Engine), so it sits above
+them, at the package root, and imports them directly (all light: no torch, no Earth Engine API)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,13 @@ import platform
 import sys
 from typing import Any, Iterable
 
-from .dependencies import import_error, interpreter_path
+from .core.dependencies import import_error, interpreter_path
+from .core.devices import describe_device, resolve_device
+from .core.triton_guard import triton_state
+from .earthengine.credentials import credentials_status
+from .models.catalog import BUNDLED_MODELS_DIR, list_models
+from .models.catalog import user_model_dirs as resolve_model_dirs
+from .version import __version__
 
 #: report key → (distribution name, import name)
 PACKAGES = {
@@ -57,8 +66,6 @@ def compute_device_report() -> dict[str, Any]:
     problem = import_error("torch")
     if problem:
         return {"type": None, "available": False, "problem": f"PyTorch is not usable: {problem}"}
-    from .devices import describe_device, resolve_device
-
     report = describe_device(resolve_device("auto"))
     report["available"] = True
     return report
@@ -66,12 +73,6 @@ def compute_device_report() -> dict[str, Any]:
 
 def collect_report(qgis_version: str | None = None, user_model_dirs: Iterable[str] = ()) -> dict[str, Any]:
     """Everything a bug report needs: versions, device, models, Earth Engine credentials."""
-    from .. import __version__
-    from ..earthengine.credentials import credentials_status
-    from ..models.catalog import list_models
-    from ..models.catalog import user_model_dirs as resolve_model_dirs
-    from .triton_guard import triton_state
-
     folders = [str(folder) for folder in resolve_model_dirs(user_model_dirs)]
     versions = package_versions()
     return {
@@ -86,7 +87,7 @@ def collect_report(qgis_version: str | None = None, user_model_dirs: Iterable[st
         "compute_device": compute_device_report(),
         # "blocked" inside QGIS: see core/triton_guard.py (SATVISION_ALLOW_TRITON=1 lifts it)
         "triton": triton_state(),
-        "model_folders": {"bundled": str(_bundled_dir()), "user": folders},
+        "model_folders": {"bundled": str(BUNDLED_MODELS_DIR), "user": folders},
         "models": [entry.summary(include_card=True) for entry in list_models(folders)],
         "earth_engine": credentials_status(),
         "environment": {name: os.environ[name] for name in ("QGIS_PLUGINPATH", "SATVISION_MODELS_DIR") if name in os.environ},
@@ -117,9 +118,3 @@ def format_report(report: dict[str, Any]) -> str:
     for key, value in report.items():
         emit(key, value, 0)
     return "\n".join(lines)
-
-
-def _bundled_dir():
-    from ..models.catalog import BUNDLED_MODELS_DIR
-
-    return BUNDLED_MODELS_DIR

@@ -1,4 +1,4 @@
-"""Export image + water-label training pairs from Earth Engine (the seed's pipeline, no Drive).
+"""Export image + water-label training pairs from Earth Engine (the origin notebook's pipeline, no Drive).
 
 For each area: the Sentinel-2 image GeoTIFF (``images/NAME.tif``) and, on exactly the same grid,
 its label GeoTIFF (``labels/NAME.tif``: 0 land, 1 water, 255 no data; JRC occurrence or the
@@ -17,21 +17,22 @@ import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ..core.atomic import atomic_path
 from ..core.diskspace import check_free_space, explain_no_space
 from ..core.errors import SatVisionError
+from ..core.feedback import CallbackFeedback, Feedback, ShareFeedback, SilentFeedback
 from ..core.outputs import check_outputs
 from ..core.outputs import folder as output_folder
 from ..core.raster import write_geotiff
 from ..core.scratch import remove_stale_scratch
 from ..core.terminate import cleanup_on_terminate
-from ..earthengine.connection import ConnectionSettings
-from ..earthengine.download import download
-from ..earthengine.fetch import FetchSettings, connect_for, fetch_sentinel2, format_bytes, grid_bounds, plan
-from ..earthengine.grid import crs_code
-from ..earthengine.sentinel2 import HANSEN, JRC_WATER, Sentinel2Query, training_label
+from .connection import ConnectionSettings
+from .download import download
+from .fetch import FetchSettings, connect_for, fetch_sentinel2, format_bytes, grid_bounds, plan
+from .grid import crs_code
+from .sentinel2 import HANSEN, JRC_WATER, Sentinel2Query, training_label
 
 LABEL_NODATA = 255
 
@@ -62,46 +63,91 @@ def export_training_pairs(
     output: str | Path,
     connection_settings: ConnectionSettings = ConnectionSettings(),
     *,
-    progress: Callable[[float], None] | None = None,
-    is_cancelled: Callable[[], bool] | None = None,
-    log: Callable[[str], None] | None = None,
+    feedback: Feedback | None = None,
 ) -> Path:
-    """Write ``images/``, ``labels/`` and ``manifest.json`` under ``output``; returns the manifest."""
+    """Write ``images/``, ``labels/`` and ``manifest.json`` under ``output``; returns the manifest.
+
+    For each area, the Sentinel-2 image and its water label on exactly the same grid (see the
+    module); the folder is what ``satvision train segmentation --data FOLDER`` reads. Every area
+    is checked against the size limit and the free space before anything is fetched.
+
+    Args:
+        areas (Sequence[Area]): The areas to export: each a name (the file stem; make names safe and
+            unique with :func:`safe_name`), bounds (west, south, east, north) and their CRS.
+        query (Sentinel2Query): The imagery to fetch, as for :func:`earthengine.fetch.fetch_sentinel2`;
+            its ``water_label`` (``jrc`` or ``hansen``) is the label source (``none`` is refused) and
+            ``water_occurrence`` the JRC occurrence (%) at which a pixel is water.
+        settings (FetchSettings): Resolution, output CRS, request tile size, parallel requests, size
+            limit (per area) and retries; its ``bounds`` and ``bounds_crs`` are replaced by each area's.
+        output (str | Path): The folder to write in (created if missing).
+        connection_settings (ConnectionSettings): The Earth Engine project and credentials; the
+            default takes both from the environment.
+        feedback (Feedback | None): Gets the progress (0-1) and the log lines, and is asked whether
+            to stop (the pairs already finished are kept): any object with ``progress``,
+            ``cancelled``, ``info`` and ``warning`` (:class:`core.feedback.Feedback`). None
+            (default): silent, never cancelled.
+
+    Returns:
+        Path: The ``manifest.json`` written, listing every pair with its area, grid, dates, scenes
+        and sources.
+
+    Raises:
+        SatVisionError: No areas; no water label source; the output is not a folder that can be
+            written; an area's download would exceed ``settings.max_megabytes``.
+        EarthEngineAuthError: Credentials or the project are missing or wrong, or lack permission.
+        EmptyCollectionError: No scene covers an area's extent, dates and cloud limit.
+        RateLimitExhausted: Requests were still refused for rate limits after every retry.
+        NoSpaceError: The disk has too little free space for all the pairs.
+        OperationCancelled: ``feedback.cancelled()`` became true; finished pairs are kept, the
+            manifest is not written.
+
+    Example:
+        >>> from satvision.earthengine.connection import ConnectionSettings
+        >>> from satvision.earthengine.fetch import FetchSettings
+        >>> from satvision.earthengine.sentinel2 import Sentinel2Query
+        >>> from satvision.earthengine.training_pairs import Area, export_training_pairs
+        >>> areas = [Area("chincoteague", (-75.9, 37.2, -75.8, 37.3)), Area("delta", (-90.1, 29.1, -90.0, 29.2))]
+        >>> query = Sentinel2Query(start="2023-06-01", end="2023-08-31", water_label="jrc")
+        >>> manifest = export_training_pairs(areas, query, FetchSettings(bounds=areas[0].bounds), "pairs",
+        ...                                  ConnectionSettings(project="my-project"))
+        >>> print(manifest.read_text())
+    """
     if not areas:
         raise SatVisionError("No areas to export: give a polygon layer with at least one feature (or --extent).")
     if query.water_label == "none":
         raise SatVisionError("Training pairs need a water label source: choose JRC occurrence or the Hansen datamask.")
-    say = log or (lambda message: None)
-    report = progress or (lambda fraction: None)
+    feedback = feedback or SilentFeedback()
     root = Path(output)
     check_outputs(outputs={"OUTPUT": output_folder(root), "manifest": root / "manifest.json"})
     removed = remove_stale_scratch([root, root / "images", root / "labels"])
     if removed:
-        say(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
+        feedback.info(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
     image_query = replace(query, water_label="none")
     needed = 0
     for area in areas:  # refuse an oversize area before fetching anything
         needed += plan(image_query, replace(settings, bounds=area.bounds, bounds_crs=area.crs), len(query.bands) + 1)[2]
     check_free_space({root: needed})
     with cleanup_on_terminate(), explain_no_space(root, needed):
-        return _export(areas, query, image_query, settings, root, connection_settings, report, is_cancelled, say)
+        return _export(areas, query, image_query, settings, root, connection_settings, feedback)
 
 
 def _export(areas: Sequence[Area], query: Sentinel2Query, image_query: Sentinel2Query, settings: FetchSettings, root: Path,
-            connection_settings: ConnectionSettings, report, is_cancelled, say) -> Path:
+            connection_settings: ConnectionSettings, feedback: Feedback) -> Path:
     connection = connect_for(settings, connection_settings)
-    say(f"Connected: {connection.describe()}")
+    feedback.info(f"Connected: {connection.describe()}")
     entries = []
     for number, area in enumerate(areas):
         share = 1.0 / len(areas)
-        say(f"Area {number + 1}/{len(areas)}: {area.name}")
+        feedback.info(f"Area {number + 1}/{len(areas)}: {area.name}")
         area_settings = replace(settings, bounds=area.bounds, bounds_crs=area.crs)
         image_path = root / "images" / f"{area.name}.tif"
         label_path = root / "labels" / f"{area.name}.tif"
-        result = fetch_sentinel2(
-            image_query, area_settings, image_path, connection=connection, log=say, is_cancelled=is_cancelled,
-            progress=lambda fraction, start=number * share: report(start + 0.8 * share * fraction),
-        )
+        start = number * share
+        result = fetch_sentinel2(image_query, area_settings, image_path, connection=connection,
+                                 feedback=ShareFeedback(feedback, start, start + 0.8 * share))
+        # the label reports progress only: its "Tile N/M written" lines would repeat the image's
+        label_feedback = ShareFeedback(CallbackFeedback(progress=feedback.progress, is_cancelled=feedback.cancelled),
+                                       start + 0.8 * share, start + share)
         label = training_label(query)
         grid = result.grid
         try:
@@ -110,8 +156,7 @@ def _export(areas: Sequence[Area], query: Sentinel2Query, image_query: Sentinel2
                 download(
                     label, grid, ["label"], lambda pixels, tile: writer.write(pixels, window=tile.window),
                     dtype="uint8", tile_size=result.tile_size, max_parallel=settings.max_parallel, retry=settings.retry,
-                    project=connection.project, credentials_kind=connection.credentials.kind, is_cancelled=is_cancelled,
-                    progress=lambda fraction, start=number * share: report(start + share * (0.8 + 0.2 * fraction)),
+                    project=connection.project, credentials_kind=connection.credentials.kind, feedback=label_feedback,
                 )
         except BaseException:
             image_path.unlink(missing_ok=True)  # an image without its label is no pair
@@ -133,11 +178,11 @@ def _export(areas: Sequence[Area], query: Sentinel2Query, image_query: Sentinel2
             "label_source": label_source(query),
             "bytes": result.stats.bytes,
         })
-        say(f"  pair written: {image_path.name} ({format_bytes(result.stats.bytes)})")
+        feedback.info(f"  pair written: {image_path.name} ({format_bytes(result.stats.bytes)})")
     manifest = root / "manifest.json"
     with atomic_path(manifest) as temporary:
         temporary.write_text(json.dumps({"pairs": entries}, indent=2), encoding="utf-8")
-    report(1.0)
+    feedback.progress(1.0)
     return manifest
 
 

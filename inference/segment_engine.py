@@ -26,50 +26,72 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..core.errors import OperationCancelled, SatVisionError
+from ..core.feedback import Feedback, ShareFeedback, SilentFeedback
+from ..core.options import option
 from ..core.raster import Grid, extent_window, open_raster, read_window, select_bands, write_geotiff
 from ..core.resampling import model_grid, needs_resampling, warped
+from ..core.strips import StripReader
 from ..core.tiling import MAX_BAND_WIDTH, ColumnBand, StripBlender, Tile, TileLayout
 from ..models.card import ModelCard
 from ..models.normalisation import ReflectanceOffsetSetting, inspect_raster_input, parse_reflectance_offset
 from ..models.segmentation import tile_multiple
+from .common_options import (
+    band_positions_option,
+    batch_size_option,
+    device_option,
+    reflectance_offset_option,
+    test_time_augmentation_option,
+)
 from .limits import axis_count, check_batch, check_job
 from .predictor import Predictor
 
 PROBABILITY_NODATA = -1.0
 MASK_NODATA = 255
 
-ProgressCallback = Callable[[float], None]
-CancelCheck = Callable[[], bool]
-
-
 @dataclass(frozen=True)
 class SegmentationSettings:
-    """How to run: tiling (defaults from the card), batching, device, threshold, area, bands."""
+    """How to run: tiling (defaults from the card), batching, device, threshold, area, bands.
 
-    tile_size: int | None = None
-    overlap: int | None = None
-    batch_size: int = 4
-    device: str = "auto"
-    threshold: float = 0.5
-    bounds: tuple[float, float, float, float] | None = None  # (west, south, east, north) in the raster's CRS
-    band_positions: Sequence[int] | None = None  # explicit 1-based raster bands, else by description
+    Taken by :func:`inference.segment_job.segment_water` and
+    :func:`inference.segment_engine.segment_raster`; ``None`` fields fall back to the model's card.
+    Each field's help is declared with the field (see core/options.py); ``satvision evaluate
+    segmentation --help`` and the Segment water algorithm list them. The Segment water algorithm and
+    ``satvision evaluate segmentation`` build their parameters from these declarations. Fields that
+    are not user options: ``class_name`` (the class whose probability is written; None: the card's
+    foreground class) and ``max_job_hours`` (refuse jobs estimated over this many hours; None:
+    ``SATVISION_MAX_JOB_HOURS`` or 12 h; 0: no limit).
+    """
+
+    tile_size: int | None = option(None, minimum=0, unset=0, label="Tile size in pixels (0: the model's)",
+                                   help="Side of the square tiles the model sees, in pixels; 0 (or none) uses the tile size "
+                                        "in the model's card.")
+    overlap: int | None = option(None, minimum=0, unset=-1, label="Tile overlap in pixels (-1: the model's)",
+                                 help="Pixels shared by neighbouring tiles, blended without seams; -1 (or none) uses the "
+                                      "model's overlap.")
+    batch_size: int = batch_size_option(4)
+    device: str = device_option()
+    threshold: float = option(0.5, minimum=0.0, maximum=1.0, label="Water probability threshold",
+                              help="A pixel is water (in the mask) when its probability is at or above this value.")
+    #: (west, south, east, north) in the raster's CRS
+    bounds: tuple[float, float, float, float] | None = option(
+        None, label="Limit to extent", help="Process only this part of the raster (empty: the whole raster).")
+    band_positions: Sequence[int] | None = band_positions_option()  # explicit 1-based raster bands, else by description
     class_name: str | None = None  # the class whose probability is written; default the card's foreground
-    test_time_augmentation: str | None = None  # none, flips or d4; default the card's
+    test_time_augmentation: str | None = test_time_augmentation_option()  # none, flips or d4; default the card's
     #: refuse jobs estimated over this many hours; None: SATVISION_MAX_JOB_HOURS or 12 h; 0: no limit
     max_job_hours: float | None = None
     #: raster values subtracted before normalising: "auto" (detect the +1000 of Sentinel-2 baseline
     #: 04.00 and later from metadata or the darkest values) or a number (0: none); see models.normalisation
-    reflectance_offset: ReflectanceOffsetSetting = "auto"
+    reflectance_offset: ReflectanceOffsetSetting = reflectance_offset_option()
 
 
 @dataclass
@@ -105,8 +127,7 @@ def segment_raster(
     probability_path: str | Path,
     mask_path: str | Path,
     settings: SegmentationSettings = SegmentationSettings(),
-    progress: ProgressCallback | None = None,
-    is_cancelled: CancelCheck | None = None,
+    feedback: Feedback | None = None,
 ) -> SegmentationRun:
     """Write the class probability (float32, nodata -1) and mask (uint8 1/0, nodata 255) of
     ``raster`` on its own grid (or the part of it inside ``settings.bounds``)."""
@@ -122,8 +143,7 @@ def segment_raster(
         raise SatVisionError("The batch size must be at least 1.")
     check_batch(predictor, tile, settings.batch_size, tile_multiple=tile_multiple(card))
     parse_reflectance_offset(settings.reflectance_offset)  # a bad setting fails before the raster is opened
-    report = progress or (lambda fraction: None)
-    cancelled = is_cancelled or (lambda: False)
+    feedback = feedback or SilentFeedback()
 
     with open_raster(raster) as dataset:
         band_indexes = select_bands(dataset, card.bands, settings.band_positions)
@@ -143,7 +163,7 @@ def segment_raster(
         stride = tile - overlap
         tile_count = axis_count(processing_grid.width, tile, stride) * axis_count(processing_grid.height, tile, stride)
         check_job(predictor, tile_count, tile, settings.batch_size, settings.max_job_hours)  # before any output
-        job = _TileJob(predictor, class_index, tile, overlap, settings.batch_size, settings.threshold, report, cancelled, run)
+        job = _TileJob(predictor, class_index, tile, overlap, settings.batch_size, settings.threshold, feedback, run)
         if not resample:
             job.run(dataset, band_indexes, window, output_grid, probability_path, mask_path, class_name, tags)
         else:
@@ -156,16 +176,16 @@ def segment_raster(
                 prefix=".satvision-", dir=Path(probability_path).parent
             ) as scratch:
                 model_probability = Path(scratch) / "probability.tif"
-                job.share = 0.9
+                job.feedback = ShareFeedback(feedback, 0.0, 0.9)
                 # only the probability is needed on the model grid: the mask is made after warping back
                 job.run(view, band_indexes, Window(0, 0, view.width, view.height), processing_grid,
                         model_probability, None, class_name, tags)
                 _warp_back(model_probability, output_grid, probability_path, mask_path, settings.threshold,
-                           class_name, tags, cancelled, input_validity=(dataset, band_indexes, window))
+                           class_name, tags, feedback, input_validity=(dataset, band_indexes, window))
     run.notes.extend(inspection.notes)  # after the resampling note: what the offset was and how to change it
     run.seconds = time.perf_counter() - started
     run.forward_seconds = predictor.forward_seconds
-    report(1.0)
+    feedback.progress(1.0)
     return run
 
 
@@ -189,17 +209,15 @@ def check_tile_size(card: ModelCard, tile: int, overlap: int) -> None:
 class _TileJob:
     """One pass of tiles over a source window, writing probability and mask on ``grid``."""
 
-    def __init__(self, predictor, class_index, tile, overlap, batch_size, threshold, report, cancelled, run) -> None:
+    def __init__(self, predictor, class_index, tile, overlap, batch_size, threshold, feedback: Feedback, run) -> None:
         self.predictor = predictor
         self.class_index = class_index
         self.tile = tile
         self.overlap = overlap
         self.batch_size = batch_size
         self.threshold = threshold
-        self.report = report
-        self.cancelled = cancelled
+        self.feedback = feedback  # a share of the job's when the pass is followed by warping back
         self.run_info = run
-        self.share = 1.0  # fraction of the progress bar this pass covers
 
     def run(self, source, band_indexes, window: Window, grid: Grid, probability_path, mask_path: Path | None,
             class_name, tags) -> None:
@@ -226,11 +244,13 @@ class _TileJob:
         queue: list[tuple[Tile, int | None]] = []  # tiles waiting, with their batch slot (None: skipped)
         filled = 0
 
-        with _StripReader(source, band_indexes, window, layout, band) as strips:
+        # the strip of each tile row across the band's tiles; rows below the window are read as the raster has them
+        with StripReader(source, band_indexes, window, layout.rows, layout.tile, [(band.left, band.right - band.left)],
+                         pad_bottom=False) as strips:
 
             def process() -> None:
                 nonlocal filled
-                if self.cancelled():
+                if self.feedback.cancelled():
                     raise OperationCancelled("Cancelled: no output was written.")
                 if filled:
                     probabilities = self.predictor.class_probability(values[:filled], valid[:filled], self.class_index,
@@ -241,7 +261,7 @@ class _TileJob:
                     if tile.last_in_row:
                         self._write_rows(band, *blender.finish_row(tile.row_index), probability_out, mask_out)
                 self._done += len(queue)
-                self.report(self.share * self._done / self._total)
+                self.feedback.progress(self._done / self._total)
                 queue.clear()
                 filled = 0
 
@@ -276,48 +296,6 @@ class _TileJob:
             mask_out.write(_mask(blended, covered, self.threshold)[None], window=rows)
 
 
-class _StripReader:
-    """Reads the strip of each tile row (the band's tile columns, one tile high), one row ahead."""
-
-    def __init__(self, source, band_indexes, window: Window, layout: TileLayout, band: ColumnBand) -> None:
-        self.source = source
-        self.band_indexes = list(band_indexes)
-        self.window = window
-        self.layout = layout
-        self.left = band.left
-        self.width = band.right - band.left
-        self.rows = layout.rows
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satvision-read")
-        self._pending: dict[int, object] = {}
-        self._current: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
-        self.buffer_bytes = 0
-
-    def __enter__(self) -> "_StripReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def _read(self, row_index: int) -> tuple[np.ndarray, np.ndarray]:
-        y = self.rows[row_index]
-        strip = Window(self.window.col_off + self.left, self.window.row_off + y, self.width, self.layout.tile)
-        values, valid = read_window(self.source, self.band_indexes, strip)
-        # columns beyond the window (padding of rasters narrower than a tile) are not data
-        valid[:, self.layout.width - self.left :] = False
-        return values, valid
-
-    def get(self, row_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(values (bands, tile, width), valid (tile, width))`` of a tile row, from the band's ``left`` column."""
-        if self._current is None or self._current[0] != row_index:
-            future = self._pending.pop(row_index, None)
-            strip = future.result() if future is not None else self._read(row_index)
-            self._current = (row_index, strip)
-            if row_index + 1 < len(self.rows) and row_index + 1 not in self._pending:
-                self._pending[row_index + 1] = self._executor.submit(self._read, row_index + 1)
-            self.buffer_bytes = max(self.buffer_bytes, 2 * (strip[0].nbytes + strip[1].nbytes))
-        return self._current[1]
-
-
 def _mask(probability: np.ndarray, covered: np.ndarray, threshold: float) -> np.ndarray:
     """1 where the class probability reaches ``threshold``, 0 elsewhere, nodata where uncovered."""
     return np.where(covered, probability >= threshold, MASK_NODATA).astype(np.uint8)
@@ -332,8 +310,8 @@ FILL_RADIUS = 3
 FILL_BAND_ROWS = 16
 
 
-def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path, threshold, class_name, tags, cancelled,
-               input_validity) -> None:
+def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path, threshold, class_name, tags,
+               feedback: Feedback, input_validity) -> None:
     """Warp the probability computed on the model grid onto ``grid``, in blocks of
     :data:`WARP_BLOCK_ROWS` rows × at most ``MAX_BAND_WIDTH`` columns.
 
@@ -354,7 +332,7 @@ def _warp_back(model_probability: Path, grid: Grid, probability_path, mask_path,
         for column in range(0, grid.width, MAX_BAND_WIDTH):
             width = min(MAX_BAND_WIDTH, grid.width - column)
             for row in range(0, grid.height, WARP_BLOCK_ROWS):
-                if cancelled():
+                if feedback.cancelled():
                     raise OperationCancelled("Cancelled: no output was written.")
                 block = Window(column, row, width, min(WARP_BLOCK_ROWS, grid.height - row))
                 # the block with its halo, inside the output grid

@@ -1,4 +1,4 @@
-"""Tile classification: train a model file, evaluate one, compare ViT-from-scratch, timm ViT and CNNs.
+"""Tile classification: train a model file (see :mod:`training.classification_settings` for the options).
 
 ``train_classification`` writes to its output folder:
 
@@ -9,94 +9,40 @@
   recall, F1 on validation), ``training.json``; ``checkpoints/`` (best, last + resumable state).
 
 Two-phase training: ``--head-epochs N`` trains only the head for the first N epochs (the encoder
-frozen: the seed's linear probe), then the whole network. Mixed precision on GPU; several GPUs
-with ``accelerate launch`` (see :mod:`training.trainer`).
+frozen: the origin notebook's linear probe), then the whole network. Mixed precision on GPU; several GPUs
+with ``accelerate launch`` (see :mod:`training.trainer`). Evaluating a model file:
+:mod:`training.classification_evaluation`; comparing architectures: :mod:`training.classification_comparison`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
+from ..core.feedback import Feedback, SilentFeedback
 from ..models.architectures import build_network
 from ..models.augmented_views import averaged_probabilities, check_mode
-from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Rendering, Tiling
+from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Tiling
 from ..models.modelfile import read_card, save_model
 from ..version import __version__
 from . import plots
 from .augment import MultispectralJitter, RandomRot90, RoughWater
 from .classification_data import ClassSplit, TileReader, TileSet, band_statistics, split_samples, tile_kind, tile_size_of
 from .classification_metrics import ClassificationMetrics
-from .classification_presets import COMPARE_DEFAULT, VIT_PRESETS
-from .reporting import clean_metrics, jsonable, write_comparison, write_json
-from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainerConfig, TrainingResult, check_new_run, read_log
-
-#: EuroSAT RGB tiles are Sentinel-2 L1C B4, B3, B2 (digital numbers, reflectance × 10000) clipped
-#: from 0–2750 to 1–255 (0 left for nodata), as the dataset's maintainer described it
-#: (``gdal_translate -scale 0 2750 1 255``; jensleitloff/CNN-Sentinel issue 1). As our rendering
-#: ``clip((r - low) / (high - low), 0, 1)`` quantised to 256 levels: 1/255 at r = 0, 1 at r = 0.275.
-EUROSAT_RENDERING_HIGH = 0.275
-EUROSAT_RENDERING_LOW = -EUROSAT_RENDERING_HIGH / 254.0
-EUROSAT_BANDS = ("B4", "B3", "B2")
-
-#: Class colours for EuroSAT's classes (others get a palette colour).
-CLASS_COLOURS = {
-    "AnnualCrop": "#e6c84b", "Forest": "#1b7837", "HerbaceousVegetation": "#a6d96a", "Highway": "#7f7f7f",
-    "Industrial": "#984ea3", "Pasture": "#d9ef8b", "PermanentCrop": "#f4a582", "Residential": "#e41a1c",
-    "River": "#4393c3", "SeaLake": "#08306b",
-}
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-
-
-
-@dataclass
-class ClassificationTrainingSettings:
-    """Everything ``satvision train classification`` takes; see the CLI help for each option."""
-
-    data: Path
-    output: Path
-    architecture: str = "resnet18"  # a ViT preset (vit-tiny64, vit-seed, …) or a timm model name
-    input_size: int | None = None  # network input side; default the tile size (ViT presets: their own)
-    test_zoom: float = 1.0  # at inference, magnify tiles by this and classify their centre (see models.classification)
-    vit_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"pooling": "mean", "depth": 4}
-    backbone_weights: str | None = None  # local pretrained weights of a timm backbone
-    init_from: str | None = None  # a SatVision classifier of the same architecture to fine-tune
-    validation: Path | None = None
-    test: Path | None = None
-    bands: list[str] | None = None  # default: B4,B3,B2 for RGB images, required for GeoTIFF chips
-    gsd_m: float = 10.0
-    reflectance_scale: float = 10000.0
-    rendering: str = "eurosat"  # for 8-bit images: "eurosat" (0–2750 → 1–255) or "none"
-    drop_rate: float = 0.1
-    label_smoothing: float = 0.1
-    head_epochs: int = 0  # train only the head for this many epochs first
-    augment: bool = True
-    crop_scale: float = 0.75  # random resized crop keeps this share of the area at least (1 = off)
-    jitter: float = 0.05  # brightness/contrast: per-band gain in [1-j, 1+j] and offset ±j/2 (rendered domain)
-    noise: float = 0.0  # Gaussian pixel noise on half of the tiles, sigma up to this (rendered domain, 0–1)
-    rough_water: float = 0.0  # share of the water-class tiles given waves and whitecaps
-    rough_water_classes: tuple[str, ...] = ("SeaLake",)
-    name: str | None = None
-    description: str = ""
-    license: str = "unspecified"
-    processing_levels: list[str] = field(default_factory=lambda: ["L1C"])
-    test_time_augmentation: str = "none"  # the card's inference default; final metrics are measured with it
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="accuracy", schedule="cosine", epochs=30, batch_size=64))
-
-    @property
-    def seed(self) -> int:
-        return self.trainer.seed
+from .classification_presets import VIT_PRESETS, class_colours
+from .classification_rendering import EUROSAT_BANDS, render_function, rendering_of
+from .classification_settings import ClassificationTrainingSettings, check_test_zoom
+from .reporting import clean_metrics, jsonable, write_json
+from .trainer import CHECKPOINTS, LAST_WEIGHTS, LOG, Trainer, TrainingResult, check_new_run, read_log
 
 
 class ClassificationTask:
@@ -203,14 +149,6 @@ def _zoom(settings: ClassificationTrainingSettings) -> dict[str, float]:
     return {"test_zoom": zoom} if zoom != 1.0 else {}
 
 
-def check_test_zoom(zoom: float) -> float:
-    """``zoom`` when it is a sensible test-time zoom (1 = off, up to 2), else a clear error."""
-    if not 1.0 <= zoom <= 2.0:
-        raise SatVisionError(f"--test-zoom must be between 1 (off) and 2, not {zoom}; "
-                             "about the mean magnification of --crop-scale's crops, e.g. 1.1 for 0.6.")
-    return float(zoom)
-
-
 def _takes_image_size(model_name: str) -> bool:
     """Transformers with absolute position embeddings are built for the input size."""
     import timm
@@ -219,15 +157,56 @@ def _takes_image_size(model_name: str) -> bool:
     return any(part in entry.__module__ for part in ("vision_transformer", "deit", "beit", "eva", "swin", "cait", "xcit"))
 
 
-def class_colours(names: Sequence[str]) -> list[str]:
-    return [CLASS_COLOURS.get(name, PALETTE[index % len(PALETTE)]) for index, name in enumerate(names)]
-
-
 # --------------------------------------------------------------------------- training
 
 
-def train_classification(settings: ClassificationTrainingSettings, is_cancelled: Callable[[], bool] | None = None,
-                         log: Callable[[str], None] | None = None) -> ClassificationTrainingRun:
+def train_classification(settings: ClassificationTrainingSettings, feedback: Feedback | None = None) -> ClassificationTrainingRun:
+    """Train a tile classifier; see the module docstring for what is written.
+
+    The tiles of ``settings.data`` (class sub-folders) are split (or ``train/``, ``valid/``,
+    ``test/`` used), the network built (a ViT preset or any timm model), optionally started from
+    local backbone weights or a SatVision classifier, and trained with the best weights by the
+    monitored validation metric kept; the model file gets a complete card with validation (and
+    test) metrics. Under ``accelerate launch`` the same call trains on several GPUs.
+
+    Args:
+        settings (ClassificationTrainingSettings): Everything the run takes: data, validation, test
+            and output folders, architecture, bands, GSD, rendering, augmentation, card fields and
+            the training loop (``settings.trainer``: epochs, batch size, learning rate, device,
+            seed, resume...).
+        feedback (Feedback | None): Gets the run's lines (epochs, metrics; none with
+            ``settings.trainer.quiet``) and is asked every step whether to stop
+            (:class:`training.trainer.Trainer`): any object with ``progress``, ``cancelled``, ``info``
+            and ``warning`` (:class:`core.feedback.Feedback`). None (default): silent, never cancelled.
+
+    Returns:
+        ClassificationTrainingRun: The model file's path and card, the training result (best and
+        last epoch, time), the validation metrics and per-class report, the test metrics (empty
+        without test tiles), the parameter count, the split, and ``is_main`` (False in the other
+        processes of a multi-GPU run).
+
+    Raises:
+        SatVisionError: No tiles or classes in ``settings.data``; GeoTIFF chips without ``bands``,
+            or 8-bit images with other than 1 or 3 bands; an unknown architecture; a checkpoint or
+            ``init_from`` model that does not fit; an output folder that holds another run (without
+            ``resume``).
+        ModelFileError: ``init_from`` or ``backbone_weights`` is unreadable or unsafe.
+        MissingDependencyError: A package the architecture needs (timm) is not installed.
+        OperationCancelled: ``feedback.cancelled()`` became true; the last completed epoch stays in
+            ``checkpoints/`` (resume it with ``TrainerConfig(resume=True)``).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from satvision.training.classification_settings import ClassificationTrainingSettings, classification_trainer
+        >>> from satvision.training.classification_training import train_classification
+        >>> trainer = classification_trainer()
+        >>> trainer.epochs = 10
+        >>> settings = ClassificationTrainingSettings(data=Path("EuroSAT_RGB"), output=Path("runs/landcover"),
+        ...                                           architecture="resnet18", trainer=trainer)
+        >>> run = train_classification(settings)
+        >>> print(run.model_path, run.validation["accuracy"])
+    """
+    feedback = feedback or SilentFeedback()
     output = Path(settings.output)
     split = split_samples(settings.data, settings.seed, settings.validation, settings.test)
     kind = tile_kind(split.train + split.validation + split.test)
@@ -241,11 +220,10 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     if not settings.trainer.resume:
         check_new_run(output)
 
-    provisional_render = None if kind == "image" else render_function(settings.reflectance_scale, _rendering(settings, len(bands)))
+    provisional_render = None if kind == "image" else render_function(settings.reflectance_scale, rendering_of(settings, len(bands)))
     reader = TileReader(kind, bands, provisional_render)
     tile_size = tile_size_of(split.train, reader)
-    say = log or (lambda message: None)
-    say(f"Reading {split.describe()}")
+    feedback.info(f"Reading {split.describe()}")
     architecture = architecture_for(settings, tile_size)
     augmentation = training_augmentation(settings, tile_size, rendered_range=kind == "image" or settings.rendering != "none",
                                          class_names=split.class_names)
@@ -269,11 +247,11 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     if settings.backbone_weights and not resuming:
         _load_backbone(network, card, settings.backbone_weights)
     if init_card is not None:
-        say(initialise_from_model(network, card, Path(settings.init_from), init_card))
+        feedback.info(initialise_from_model(network, card, Path(settings.init_from), init_card))
     config = dataclasses.replace(settings.trainer, freeze_encoder_epochs=settings.head_epochs)
     task = ClassificationTask(card, settings.label_smoothing)
     trainer = Trainer(network, task, config, output, save_weights=lambda path, weights: save_model(path, weights, card),
-                      is_cancelled=is_cancelled)
+                      feedback=feedback)
     parameters = sum(p.numel() for p in network.parameters())
     trainer.say(f"{split.describe()}; {card.architecture.id} {architecture.params.get('model_name', '')} "
                 f"({parameters / 1e6:.2f} M parameters) on {trainer.placement}")
@@ -317,32 +295,9 @@ def train_classification(settings: ClassificationTrainingSettings, is_cancelled:
     return ClassificationTrainingRun(model_path, final_card, result, validation, report, test, parameters, split, trainer.is_main)
 
 
-def render_function(reflectance_scale: float, rendering: Rendering | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Raster values → the rendered domain (reflectance, then the optional rendering), in numpy:
-    the first two steps of :func:`models.normalisation.normalise`, for GeoTIFF chips."""
-
-    def render(values: np.ndarray) -> np.ndarray:
-        reflectance = values / reflectance_scale
-        if rendering is None:
-            return reflectance
-        low, high = np.array(rendering.low)[:, None, None], np.array(rendering.high)[:, None, None]
-        out = np.clip((reflectance - low) / (high - low), 0, 1)
-        return np.round(out * (rendering.levels - 1)) / (rendering.levels - 1) if rendering.levels else out
-
-    return render
-
-
-def _rendering(settings: ClassificationTrainingSettings, bands: int) -> Rendering | None:
-    if settings.rendering == "none":
-        return None
-    if settings.rendering != "eurosat":
-        raise SatVisionError(f"Unknown rendering {settings.rendering!r}; choose eurosat or none.")
-    return Rendering([EUROSAT_RENDERING_LOW] * bands, [EUROSAT_RENDERING_HIGH] * bands, 256)
-
-
 def _new_card(settings: ClassificationTrainingSettings, architecture: Architecture, bands: Sequence[str], split: ClassSplit,
               kind: str, tile_size: int, mean: list[float], std: list[float]) -> ModelCard:
-    rendering = _rendering(settings, len(bands))
+    rendering = rendering_of(settings, len(bands))
     if kind == "image" and rendering is None:
         raise SatVisionError("8-bit image tiles need a rendering from reflectance (--rendering eurosat) so that rasters can be classified.")
     name = settings.name or f"landcover-{architecture.params.get('model_name', architecture.id)}"
@@ -447,124 +402,3 @@ def _evaluate(trainer: Trainer, task: ClassificationTask, data: TileSet, descrip
             probabilities = averaged_probabilities(network, task.inputs(batch), test_time_augmentation)
             metrics.update(probabilities.clamp_min(1e-12).log(), batch["target"])  # log-probabilities are logits
     return loss, metrics, metrics.confusion
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@dataclass
-class ClassificationEvaluation:
-    model: Path
-    model_name: str
-    metrics: dict[str, Any]
-    per_class: dict[str, Any]
-    confusion: list[list[int]]
-    class_names: list[str]
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"model": str(self.model), "model_name": self.model_name, **self.metrics, "per_class": self.per_class,
-                "confusion_matrix": self.confusion, "classes": self.class_names, "seconds": round(self.seconds, 2)}
-
-
-def evaluate_classification(model_path: str | Path | None, data: str | Path, *, batch_size: int = 64, device: str = "auto",
-                            confusion_png: Path | None = None, progress: Callable[[str], None] | None = None,
-                            test_time_augmentation: str | None = None, test_zoom: float | None = None) -> ClassificationEvaluation:
-    """Metrics of a model on a folder of class sub-folders (all tiles; class names must match the card's).
-
-    Probabilities are averaged over ``test_time_augmentation`` views (default: the card's, as the
-    plugin does). ``test_zoom`` tries another inference zoom (default: the card's), to choose one
-    for ``train classification --test-zoom``.
-
-    8-bit image tiles are taken as already rendered (the card's rendering is how rasters are made
-    to look like them); GeoTIFF chips go through the card's full normalisation, as in the plugin.
-    """
-    from ..core.devices import resolve_device
-    from ..models.catalog import default_model_path
-    from ..models.modelfile import load_model
-
-    started = time.perf_counter()
-    path = Path(model_path) if model_path else default_model_path("classification")
-    torch_device = resolve_device(device)
-    network, card = load_model(path, task="classification", device=str(torch_device))
-    network.eval()
-    augmentation = check_mode(test_time_augmentation or card.tiling.test_time_augmentation)
-    if test_zoom is not None:
-        network.test_zoom = check_test_zoom(test_zoom)
-    root = Path(data)
-    from .classification_data import class_folders, samples_of
-
-    present = class_folders(root)
-    unknown = sorted(set(present) - set(card.class_names()))
-    if unknown:
-        raise SatVisionError(f"{root} has class folders the model does not know: {', '.join(unknown)} "
-                             f"(the model's classes: {', '.join(card.class_names())}).")
-    samples = [dataclasses.replace(sample, label=card.class_names().index(sample.path.parent.name))
-               for sample in samples_of(root, present)]
-    kind = tile_kind(samples)
-    if kind == "image" and len(card.bands) not in (1, 3):
-        raise SatVisionError(
-            f"{root} holds 8-bit images (RGB or grey), but {card.name} needs {len(card.bands)} bands "
-            f"({', '.join(card.bands)}): evaluate it on GeoTIFF chips with those band descriptions."
-        )
-    render = None
-    if kind == "raster":
-        render = render_function(card.normalisation.reflectance_scale, card.normalisation.rendering)
-    reader = TileReader(kind, card.bands, render)
-    dataset = TileSet(samples, reader, tile_size_of(samples, reader))
-    if progress:
-        progress(f"{len(dataset)} tiles of {len(present)} classes from {root}")
-    task = ClassificationTask(card)
-    metrics = task.new_metrics()
-    with torch.no_grad():
-        for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
-            probabilities = averaged_probabilities(network, task.inputs({"values": batch["values"].to(torch_device)}), augmentation)
-            metrics.update(probabilities.clamp_min(1e-12).log().cpu(), batch["target"])  # log-probabilities are logits
-    if confusion_png:
-        plots.plot_confusion_matrix(metrics.confusion.numpy(), card.class_names(), confusion_png,
-                                    title=f"{card.name} on {root.name}: accuracy {metrics.compute()['accuracy']:.4f}")
-    return ClassificationEvaluation(path, card.name, {**clean_metrics(metrics.compute()), "test_time_augmentation": augmentation,
-                                                      "test_zoom": network.test_zoom},
-                                    clean_metrics(metrics.report()),
-                                    metrics.confusion.long().tolist(), card.class_names(), time.perf_counter() - started)
-
-
-# --------------------------------------------------------------------------- comparison
-
-
-def compare_classification(settings: ClassificationTrainingSettings, architectures: Sequence[str] = COMPARE_DEFAULT,
-                           is_cancelled: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Train each architecture on the same split and seed (each in ``output/<architecture>/``);
-    write ``comparison.md`` / ``comparison.csv``: Model | Accuracy (validation), parameters, time."""
-    rows = []
-    is_main = True
-    for architecture in architectures:
-        run_settings = dataclasses.replace(settings, architecture=architecture, output=Path(settings.output) / architecture,
-                                           name=f"{settings.name or 'landcover'}-{architecture}")
-        run = train_classification(run_settings, is_cancelled, log)
-        is_main = run.is_main
-        rows.append({
-            "model": architecture, "accuracy": run.validation.get("accuracy"), "macro_f1": run.validation.get("macro_f1"),
-            "test_accuracy": run.test.get("accuracy"), "parameters": run.parameters,
-            "training_seconds": round(run.result.seconds, 1), "best_epoch": run.result.best_epoch, "model_path": str(run.model_path),
-        })
-    if is_main:
-        write_comparison(Path(settings.output), rows, comparison_markdown(rows))
-    return rows
-
-
-MODEL_TITLES = {"vit-tiny64": "ViT from scratch (tiny64)", "vit-seed": "ViT from scratch (seed)", "vit-small64": "ViT from scratch (small64)",
-                "vit_tiny_patch16_224": "ViT-Tiny/16 (timm)", "mobilenetv2_100": "MobileNetV2", "resnet50": "ResNet50"}
-
-
-def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The seed's table ``Model | Accuracy`` plus macro F1, parameters and training time."""
-    lines = ["| Model | Accuracy | Macro F1 | Parameters | Training time |", "|---|---|---|---|---|"]
-    for row in rows:
-        minutes, seconds = divmod(int(round(row["training_seconds"])), 60)
-        accuracy = "–" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%"
-        f1 = "–" if row["macro_f1"] is None else f"{100 * row['macro_f1']:.2f}%"
-        title = MODEL_TITLES.get(row["model"], row["model"])
-        lines.append(f"| {title} | {accuracy} | {f1} | {row['parameters'] / 1e6:.2f} M | {minutes}:{seconds:02d} |")
-    lines += ["", "Validation split; every model trained with the same data, split, seed, epochs and augmentation."]
-    return "\n".join(lines)

@@ -14,43 +14,15 @@ error instead of being written as a black image.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ..core.errors import OperationCancelled, SatVisionError
-from ..models.diffusionsat_metadata import Metadata, normalise
-
-SCHEDULERS = ("ddim", "dpm")
-#: ``auto``: bfloat16 (or float16 where the GPU lacks bfloat16) on a GPU, float32 on the CPU;
-#: the others are used on any device (float32 where half precision overflows)
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    prompt: str
-    negative_prompt: str = ""
-    metadata: Metadata = field(default_factory=Metadata)
-    steps: int = 30
-    guidance_scale: float = 7.5
-    seed: int = 0
-    num_images: int = 1
-    image_size: int | None = None
-    scheduler: str = "ddim"
-
-    def __post_init__(self) -> None:
-        if self.scheduler not in SCHEDULERS:
-            raise SatVisionError(f"Unknown scheduler {self.scheduler!r}; choose {' or '.join(SCHEDULERS)}.")
-        if not 1 <= self.steps <= 1000:
-            raise SatVisionError(f"Steps must be 1-1000 (got {self.steps}); 20-50 is usual.")
-        if self.num_images < 1:
-            raise SatVisionError("Generate at least one image.")
-        if not np.isfinite(self.guidance_scale):
-            raise SatVisionError(f"The guidance scale must be a finite number (got {self.guidance_scale}); 7.5 is usual.")
-
+from ..core.feedback import Feedback, SilentFeedback
+from ..models.diffusionsat_metadata import normalise
+from .generation_settings import PRECISIONS, SCHEDULERS, GenerationSettings  # noqa: F401 - declared torch-free, kept importable from here
 
 #: DPM-Solver++ as DiffusionSat ran it (diffusers 0.17): timesteps evenly spaced over the whole
 #: schedule and a last step that ends at the schedule's smallest noise level (sigma at t = 0), not
@@ -159,12 +131,10 @@ class Generator:
         self,
         settings: GenerationSettings,
         *,
-        progress: Callable[[float], None] | None = None,
-        is_cancelled: Callable[[], bool] | None = None,
+        feedback: Feedback | None = None,
     ) -> np.ndarray:
         """``num_images`` RGB images as uint8 (n, H, W, 3)."""
-        report = progress or (lambda fraction: None)
-        cancelled = is_cancelled or (lambda: False)
+        feedback = feedback or SilentFeedback()
         model, device, count = self.model, self.device, settings.num_images
         size = settings.image_size or model.image_size
         scale = model.vae_scale
@@ -185,7 +155,7 @@ class Generator:
         latents = latents * scheduler.init_noise_sigma
         total = len(scheduler.timesteps)
         for index, timestep in enumerate(scheduler.timesteps):
-            if cancelled():
+            if feedback.cancelled():
                 raise OperationCancelled("Generation cancelled; no image was written.")
             batch = torch.cat([latents] * 2) if guided else latents
             batch = scheduler.scale_model_input(batch, timestep).to(self.dtype)
@@ -197,14 +167,14 @@ class Generator:
                 prediction = unconditional + settings.guidance_scale * (conditional - unconditional)
             latents = scheduler.step(prediction, timestep, latents).prev_sample
             self._require_finite(latents, f"at denoising step {index + 1} of {total}")  # NaN stays NaN: stop now
-            report((index + 1) / (total + 1))
-        if cancelled():
+            feedback.progress((index + 1) / (total + 1))
+        if feedback.cancelled():
             raise OperationCancelled("Generation cancelled; no image was written.")
         with torch.no_grad():
             scaling = getattr(model.vae.config, "scaling_factor", 0.18215)
             images = model.vae.decode((latents / scaling).to(self.dtype)).sample.float()
         self._require_finite(images, "in the decoded image")  # clamp keeps NaN and uint8 turns it into black
-        report(1.0)
+        feedback.progress(1.0)
         images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return images.permute(0, 2, 3, 1).cpu().numpy()
 

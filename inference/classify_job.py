@@ -19,7 +19,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 from osgeo import ogr, osr
@@ -27,6 +27,7 @@ from rasterio.windows import Window
 
 from ..core.atomic import atomic_path
 from ..core.diskspace import check_free_space, explain_no_space
+from ..core.feedback import Feedback, SilentFeedback
 from ..core.outputs import check_outputs
 from ..core.outputs import raster as raster_output
 from ..core.outputs import vector as vector_output
@@ -37,7 +38,7 @@ from ..core.vector_io import check, created_dataset, output_driver, transaction
 from ..models.card import ModelCard
 from ..models.catalog import resolve_model
 from ..models.modelfile import load_model, read_card
-from .classify import ClassificationRun, ClassificationSettings, TilePrediction, classify_raster
+from .classify_engine import ClassificationRun, ClassificationSettings, TilePrediction, classify_raster
 from .predictor import Predictor, augmentation_note
 
 CLASS_NODATA = 255
@@ -87,31 +88,69 @@ def classify_tiles(
     class_raster_path: str | Path | None = None,
     settings: ClassificationSettings = ClassificationSettings(),
     user_model_dirs: Iterable[str] = (),
-    progress: Callable[[float], None] | None = None,
-    is_cancelled: Callable[[], bool] | None = None,
-    log: Callable[[str], None] | None = None,
-    warn: Callable[[str], None] | None = None,
+    feedback: Feedback | None = None,
 ) -> TileResult:
     """Classify ``raster`` (grid of tiles or one tile) into a vector layer at ``output_path``.
 
-    ``log`` gets progress lines, ``warn`` the warnings (default: ``log`` with a ``Warning:`` prefix).
-    The class raster is on the tile grid in the CRS the tiles were processed in: the raster's, or
-    the UTM zone of a raster that had to be resampled to the model's GSD. Before any work the
-    outputs are checked (see :mod:`core.outputs`) and the free space compared with their size;
-    SIGTERM and a full disk leave no output and no scratch.
+    Each tile becomes a polygon with its class, confidence, runners-up and full probability vector
+    (the fields are listed in the module docstring). Before any work the outputs are checked (see
+    :mod:`core.outputs`) and the free space compared with their size; SIGTERM and a full disk leave
+    no output and no scratch.
+
+    Args:
+        raster (str | Path): A GeoTIFF (any GDAL raster) with the model's bands, matched by band
+            description unless ``settings.band_positions`` names them.
+        output_path (str | Path): The tile polygons to write; the extension picks the OGR format
+            (``.gpkg``, ``.shp``, ``.geojson``...).
+        model (str | None): A model file path, a model file's name in the model folders, or a model
+            name (card name or file stem). None (default) or empty: the bundled land-cover classifier.
+        class_raster_path (str | Path | None): Also write the class index of each tile (uint8
+            GeoTIFF, one pixel per tile, 255 no data) here. It is on the tile grid in the CRS the
+            tiles were processed in: the raster's, or the UTM zone of a raster that had to be
+            resampled to the model's GSD. None (default): not written.
+        settings (ClassificationSettings): Mode (``grid`` or ``whole``), tile size and stride,
+            batch size, device, extent, bands, the valid share a tile needs, test-time augmentation
+            and reflectance offset; the defaults come from the model's card.
+        user_model_dirs (Iterable[str]): Extra folders searched for a ``model`` given by name
+            (besides the bundled folder and ``SATVISION_MODELS_DIR``). Default: none.
+        feedback (Feedback | None): Gets the progress (0-1), the log lines and the warnings, and is
+            asked whether to stop: any object with ``progress``, ``cancelled``, ``info`` and
+            ``warning`` (:class:`core.feedback.Feedback`). None (default): silent, never cancelled.
+
+    Returns:
+        TileResult: The model's card and path, the engine's run (tile counts, mode, timings,
+        warnings), the paths written, the count of classified tiles per class and, for a single
+        tile (``result.single``), its class and probabilities (``first_tile``).
+
+    Raises:
+        SatVisionError: An output path is an input, another output or a folder; the model is not
+            found; the tile size does not fit the network, the batch does not fit in memory or the
+            job would take longer than the limit.
+        ModelFileError: The model file is unreadable or unsafe, or made for another task
+            (``TaskMismatchError``).
+        RasterError: The raster cannot be read, or lacks the model's bands (``BandMismatchError``).
+        NoSpaceError: The disk has too little free space for the outputs.
+        OperationCancelled: ``feedback.cancelled()`` became true; nothing was written.
+
+    Example:
+        >>> from satvision.inference.classify_engine import ClassificationSettings
+        >>> from satvision.inference.classify_job import classify_tiles
+        >>> result = classify_tiles("scene.tif", "tiles.gpkg", class_raster_path="classes.tif",
+        ...                         settings=ClassificationSettings(mode="grid", batch_size=64))
+        >>> print(result.classified, result.class_counts)
     """
+    feedback = feedback or SilentFeedback()
     output_path = Path(output_path)
     model_path = resolve_model(model, "classification", user_model_dirs)
     folders = check_outputs(inputs={"INPUT": raster, "MODEL": model_path},
                             outputs={"OUTPUT": vector_output(output_path), "OUTPUT_CLASS_RASTER": raster_output(class_raster_path)})
     removed = remove_stale_scratch(folders)
-    if removed and log:
-        log(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
+    if removed:
+        feedback.info(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
     needs = space_needed(raster, read_card(model_path), settings, output_path, class_raster_path)
     check_free_space(needs)
     with cleanup_on_terminate(), explain_no_space(output_path.parent, sum(needs.values())):
-        return _classify_tiles(raster, output_path, model_path, class_raster_path, settings, progress, is_cancelled,
-                               log, warn)
+        return _classify_tiles(raster, output_path, model_path, class_raster_path, settings, feedback)
 
 
 def space_needed(raster: str | Path, card: ModelCard, settings: ClassificationSettings, output_path: Path,
@@ -135,13 +174,11 @@ def space_needed(raster: str | Path, card: ModelCard, settings: ClassificationSe
 
 
 def _classify_tiles(raster: str | Path, output_path: Path, model_path: Path, class_raster_path: str | Path | None,
-                    settings: ClassificationSettings, progress, is_cancelled, log, warn) -> TileResult:
-    say = log or (lambda message: None)
-    caution = warn or (lambda message: say(f"Warning: {message}"))
+                    settings: ClassificationSettings, feedback: Feedback) -> TileResult:
     driver = output_driver(output_path, "classified tiles")
     network, card = load_model(model_path, task="classification")
     predictor = Predictor(network, card, settings.device, settings.test_time_augmentation)
-    say(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m, "
+    feedback.info(f"Model {card.name} ({card.architecture.id}, bands {', '.join(card.bands)}, {card.gsd_m:g} m, "
         f"{len(card.classes)} classes) on {predictor.label}" + augmentation_note(predictor.test_time_augmentation))
     names = card.class_names()
     labels = card.class_labels()
@@ -198,18 +235,18 @@ def _classify_tiles(raster: str | Path, output_path: Path, model_path: Path, cla
                     cells.add(tile.row, tile.column, CLASS_NODATA if tile.skipped else int(order[0]))
 
         with transaction(dataset):
-            run = classify_raster(raster, predictor, sink, settings, progress, is_cancelled)
+            run = classify_raster(raster, predictor, sink, settings, feedback)
         for note in run.notes:
-            say(f"Note: {note}")
+            feedback.info(f"Note: {note}")
         if cells is not None and run.tile_grid is not None:
             _write_class_raster(Path(class_raster_path), run, cells, card)
     for warning in run.warnings:
-        caution(warning)
+        feedback.warning(warning)
     classified = int(counts.sum())
-    say(f"{run.tile_count} tiles of {run.tile_size} px ({run.skipped_tiles} mostly without data, skipped) in "
+    feedback.info(f"{run.tile_count} tiles of {run.tile_size} px ({run.skipped_tiles} mostly without data, skipped) in "
         f"{run.seconds:.1f} s (model forward {run.forward_seconds:.1f} s) on {run.device}")
     per_class = ", ".join(f"{name} {int(count)}" for name, count in zip(names, counts))
-    say(f"Tiles per class: {per_class if classified else 'none classified'}")
+    feedback.info(f"Tiles per class: {per_class if classified else 'none classified'}")
     return TileResult(card, model_path, run, output_path, Path(class_raster_path) if class_raster_path else None,
                       classified, {name: int(count) for name, count in zip(names, counts) if count}, first)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -31,11 +30,21 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..core.errors import OperationCancelled, SatVisionError
-from ..core.raster import Grid, extent_window, open_raster, read_resampled, read_window, select_bands
+from ..core.feedback import Feedback, SilentFeedback
+from ..core.options import option
+from ..core.raster import Grid, extent_window, open_raster, read_resampled, select_bands
 from ..core.resampling import model_grid, needs_resampling, warped
+from ..core.strips import StripReader
 from ..core.tiling import MAX_BAND_WIDTH
-from ..models.classification import min_tile_size, network_input_size
+from ..models.classifier_input import min_tile_size, network_input_size
 from ..models.normalisation import ReflectanceOffsetSetting, inspect_raster_input, parse_reflectance_offset
+from .common_options import (
+    band_positions_option,
+    batch_size_option,
+    device_option,
+    reflectance_offset_option,
+    test_time_augmentation_option,
+)
 from .limits import check_batch, check_job
 from .predictor import Predictor
 
@@ -48,22 +57,42 @@ MAX_PENDING_TILES = 4096
 @dataclass(frozen=True)
 class ClassificationSettings:
     """How to classify: mode, tile size and stride in model pixels (defaults from the card),
-    batching, device, extent, explicit band positions, the valid share a tile needs."""
+    batching, device, extent, explicit band positions, the valid share a tile needs.
 
-    mode: str = "grid"
-    tile_size: int | None = None
-    stride: int | None = None  # default: the tile size (tiles side by side)
-    batch_size: int = 32
-    device: str = "auto"
-    bounds: tuple[float, float, float, float] | None = None
-    band_positions: Sequence[int] | None = None
-    min_valid_fraction: float = 0.5
-    test_time_augmentation: str | None = None  # none, flips or d4; default the card's
+    Taken by :func:`inference.classify_job.classify_tiles` and
+    :func:`inference.classify_engine.classify_raster`; ``None`` fields fall back to the model's card.
+    Each field's help is declared with the field (see core/options.py); ``satvision evaluate
+    classification --help`` and the Classify tiles algorithm list them. The Classify tiles algorithm
+    and ``satvision evaluate classification`` build their parameters from these declarations. The
+    field that is not a user option: ``max_job_hours`` (refuse jobs estimated over this many hours;
+    None: ``SATVISION_MAX_JOB_HOURS`` or 12 h; 0: no limit).
+    """
+
+    mode: str = option("grid", choices=MODES, label="Mode",
+                       help="Grid of tiles (grid): one polygon per tile. Whole raster as one tile (whole): the raster (or "
+                            "extent) is resampled to one model tile and gets one class, for image chips such as EuroSAT "
+                            "patches.")
+    tile_size: int | None = option(None, minimum=0, unset=0, label="Tile size in pixels (0: the model's)",
+                                   help="Side of the square tiles in pixels (grid mode); 0 (or none) uses the tile size in "
+                                        "the model's card.")
+    stride: int | None = option(None, minimum=0, unset=0, label="Stride in pixels (0: the tile size, tiles side by side)",
+                                help="Distance between tile origins in pixels (grid mode); 0 (or none) puts tiles side by "
+                                     "side, less than the tile size overlaps them.")
+    batch_size: int = batch_size_option(32)
+    device: str = device_option()
+    bounds: tuple[float, float, float, float] | None = option(
+        None, label="Limit to extent", help="Classify only this part of the raster (empty: the whole raster).")
+    band_positions: Sequence[int] | None = band_positions_option()
+    min_valid_fraction: float = option(0.5, minimum=0.0, maximum=1.0,
+                                       label="Minimum share of valid pixels for a tile to be classified",
+                                       help="Tiles with a smaller share of pixels with data are not classified; they get "
+                                            "status nodata.")
+    test_time_augmentation: str | None = test_time_augmentation_option()  # none, flips or d4; default the card's
     #: refuse jobs estimated over this many hours; None: SATVISION_MAX_JOB_HOURS or 12 h; 0: no limit
     max_job_hours: float | None = None
     #: raster values subtracted before normalising: "auto" (detect the +1000 of Sentinel-2 baseline
     #: 04.00 and later from metadata or the darkest values) or a number (0: none); see models.normalisation
-    reflectance_offset: ReflectanceOffsetSetting = "auto"
+    reflectance_offset: ReflectanceOffsetSetting = reflectance_offset_option()
 
 
 @dataclass
@@ -109,8 +138,7 @@ def classify_raster(
     predictor: Predictor,
     sink: TileSink,
     settings: ClassificationSettings = ClassificationSettings(),
-    progress: Callable[[float], None] | None = None,
-    is_cancelled: Callable[[], bool] | None = None,
+    feedback: Feedback | None = None,
 ) -> ClassificationRun:
     """Classify ``raster`` and pass every tile (classified or skipped) to ``sink``, batch by batch."""
     started = time.perf_counter()
@@ -138,8 +166,7 @@ def classify_raster(
     if not 0.0 <= settings.min_valid_fraction <= 1.0:
         raise SatVisionError("The minimum valid share of a tile must be between 0 and 1.")
     parse_reflectance_offset(settings.reflectance_offset)  # a bad setting fails before the raster is opened
-    report = progress or (lambda fraction: None)
-    cancelled = is_cancelled or (lambda: False)
+    feedback = feedback or SilentFeedback()
 
     with open_raster(raster) as dataset:
         band_indexes = select_bands(dataset, card.bands, settings.band_positions)
@@ -152,14 +179,14 @@ def classify_raster(
         run.notes.extend(inspection.notes)
         run.warnings.extend(inspection.warnings)
         if settings.mode == "whole":
-            _classify_whole(dataset, band_indexes, window, grid, predictor, tile, settings, sink, run, cancelled)
+            _classify_whole(dataset, band_indexes, window, grid, predictor, tile, settings, sink, run, feedback)
         else:
             with _processing_view(dataset, window, grid, card.gsd_m, run) as (source, source_window, processing_grid):
                 _classify_grid(source, band_indexes, source_window, processing_grid, grid, predictor, tile, stride,
-                               settings, sink, run, report, cancelled)
+                               settings, sink, run, feedback)
     run.seconds = time.perf_counter() - started
     run.forward_seconds = predictor.forward_seconds
-    report(1.0)
+    feedback.progress(1.0)
     return run
 
 
@@ -190,7 +217,8 @@ def grid_origins(length: int, tile: int, stride: int) -> list[int]:
 
 
 def _classify_grid(source, band_indexes, window: Window, processing: Grid, output: Grid, predictor: Predictor, tile: int,
-                   stride: int, settings: ClassificationSettings, sink: TileSink, run: ClassificationRun, report, cancelled) -> None:
+                   stride: int, settings: ClassificationSettings, sink: TileSink, run: ClassificationRun,
+                   feedback: Feedback) -> None:
     columns = grid_origins(processing.width, tile, stride)
     rows = grid_origins(processing.height, tile, stride)
     if processing.width < tile and processing.height < tile:
@@ -220,7 +248,7 @@ def _classify_grid(source, band_indexes, window: Window, processing: Grid, outpu
 
     def flush() -> None:
         nonlocal done
-        if cancelled():
+        if feedback.cancelled():
             raise OperationCancelled(CANCELLED)
         if batched:
             probabilities = predictor.class_probabilities(values[: len(batched)], valid[: len(batched)],
@@ -229,12 +257,14 @@ def _classify_grid(source, band_indexes, window: Window, processing: Grid, outpu
                 prediction.probabilities = probabilities[slot]
         sink(list(pending))
         done += len(pending)
-        report(done / run.tile_count)
+        feedback.progress(done / run.tile_count)
         pending.clear()
         batched.clear()
 
     chunks = _column_chunks(columns, tile)
-    with _RowReader(source, band_indexes, window, rows, tile, chunks) as reader:
+    # each tile row's strips, one per column chunk, padded to whole tiles
+    spans = [(left, chunk_columns[-1][1] + tile - left) for left, chunk_columns in chunks]
+    with StripReader(source, band_indexes, window, rows, tile, spans) as reader:
         for row_number, y in enumerate(rows):
             for chunk_number, (left, chunk_columns) in enumerate(chunks):
                 strip_values, strip_valid = reader.get(row_number, chunk_number)
@@ -252,7 +282,7 @@ def _classify_grid(source, band_indexes, window: Window, processing: Grid, outpu
                         batched.append(prediction)
                     if len(batched) == settings.batch_size or len(pending) >= MAX_PENDING_TILES:
                         flush()
-            if cancelled():
+            if feedback.cancelled():
                 raise OperationCancelled(CANCELLED)
             if pending and not batched:  # only skipped tiles waiting: hand them on (memory, progress)
                 flush()
@@ -294,50 +324,8 @@ def _column_chunks(columns: list[int], tile: int) -> list[tuple[int, list[tuple[
     return chunks
 
 
-class _RowReader:
-    """Reads each tile row's strips (one tile high, one per column chunk, padded to whole tiles),
-    one strip ahead."""
-
-    def __init__(self, source, band_indexes, window: Window, rows: list[int], tile: int,
-                 chunks: list[tuple[int, list[tuple[int, int]]]]) -> None:
-        self.source, self.band_indexes, self.window = source, list(band_indexes), window
-        self.rows, self.tile, self.chunks = rows, tile, chunks
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satvision-read")
-        self._pending: dict[tuple[int, int], object] = {}
-        self.buffer_bytes = 0  # largest strip × 2 (the one in use and the one read ahead)
-
-    def __enter__(self) -> "_RowReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def _read(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        row_number, chunk_number = key
-        y = self.rows[row_number]
-        left, columns = self.chunks[chunk_number]
-        width = columns[-1][1] + self.tile - left
-        strip = Window(self.window.col_off + left, self.window.row_off + y, width, self.tile)
-        values, valid = read_window(self.source, self.band_indexes, strip)
-        # rows and columns beyond the raster (padding) are not data
-        valid[max(0, int(self.window.height) - y):, :] = False
-        valid[:, max(0, int(self.window.width) - left):] = False
-        return values, valid
-
-    def get(self, row_number: int, chunk_number: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """The strip of a row's chunk: ``(values (bands, tile, width), valid (tile, width))`` from the chunk's left pixel."""
-        key = (row_number, chunk_number)
-        future = self._pending.pop(key, None)
-        strip = future.result() if future is not None else self._read(key)
-        following = (row_number, chunk_number + 1) if chunk_number + 1 < len(self.chunks) else (row_number + 1, 0)
-        if following[0] < len(self.rows):
-            self._pending[following] = self._executor.submit(self._read, following)
-        self.buffer_bytes = max(self.buffer_bytes, 2 * (strip[0].nbytes + strip[1].nbytes))
-        return strip
-
-
 def _classify_whole(dataset, band_indexes, window: Window, grid: Grid, predictor: Predictor, tile: int,
-                    settings: ClassificationSettings, sink: TileSink, run: ClassificationRun, cancelled) -> None:
+                    settings: ClassificationSettings, sink: TileSink, run: ClassificationRun, feedback: Feedback) -> None:
     """The window resampled (GDAL average) to one model tile; a warning when that is far from the model's GSD."""
     from rasterio.transform import Affine
 
@@ -350,7 +338,7 @@ def _classify_whole(dataset, band_indexes, window: Window, grid: Grid, predictor
             f"{card.gsd_m:g} m. Results may be unreliable: use the grid mode for rasters much larger or smaller than a tile."
         )
     values, valid = read_resampled(dataset, band_indexes, window, (tile, tile))
-    if cancelled():
+    if feedback.cancelled():
         raise OperationCancelled(CANCELLED)
     run.tile_count = 1
     run.tile_grid = Grid(grid.crs, grid.transform * Affine.scale(grid.width, grid.height), 1, 1)  # one cell: the window

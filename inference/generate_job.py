@@ -14,7 +14,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from rasterio.crs import CRS
@@ -23,6 +23,8 @@ from rasterio.warp import transform as transform_points
 
 from ..core.atomic import atomic_path
 from ..core.errors import SatVisionError
+from ..core.feedback import Feedback, ShareFeedback, SilentFeedback
+from ..core.options import default_of
 from ..core.output_group import staged_outputs
 from ..core.outputs import check_outputs
 from ..core.outputs import file as output_file
@@ -35,8 +37,8 @@ from ..models.catalog import list_models, resolve_model
 from ..models.diffusionsat_convert import RELEASES
 from ..models.diffusionsat_metadata import Metadata
 from ..version import __version__
+from .generation_settings import SWEEP_FIELDS, ImageryOptions
 
-SWEEP_FIELDS = ("none", "date", "latitude", "gsd")
 SWEEP_VALUES = {
     "date": [dt.date(year, 6, 15) for year in (2004, 2009, 2014, 2019, 2023)],
     "latitude": [-60.0, -30.0, 0.0, 30.0, 60.0],
@@ -197,29 +199,76 @@ def generate_imagery(
     output: str | os.PathLike[str],
     *,
     model: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
+    device: str = default_of(ImageryOptions, "device"),
+    precision: str = default_of(ImageryOptions, "precision"),
     footprint_path: str | os.PathLike[str] | None = None,
-    sweep_field: str = "none",
+    sweep_field: str = default_of(ImageryOptions, "sweep_field"),
     sweep_path: str | os.PathLike[str] | None = None,
     user_model_dirs: Iterable[str] = (),
-    progress: Callable[[float], None] | None = None,
-    is_cancelled: Callable[[], bool] | None = None,
-    log: Callable[[str], None] | None = None,
-    warn: Callable[[str], None] | None = None,
+    feedback: Feedback | None = None,
 ) -> GenerationResult:
     """Generate ``settings.num_images`` images centred on ``point`` and write them (see the module).
 
-    ``precision``: ``auto`` (bfloat16/float16 on a GPU, float32 on the CPU) or one of
-    :data:`inference.generate.PRECISIONS` (``float32`` where half precision overflows).
+    Every request that cannot give a right answer (bad GSD, cloud cover or sweep, unwritable
+    outputs) is refused before the model is loaded. The images are RGB GeoTIFFs in the point's UTM
+    zone with ``gsd`` m pixels, tagged as synthetic; all files appear together or not at all.
+
+    Args:
+        point (MapPoint): The centre of the images, in any CRS (``MapPoint(x, y, crs="EPSG:4326")``);
+            it also gives the longitude and latitude the model is conditioned on.
+        settings (GenerationSettings): Prompt, negative prompt, conditioning metadata (build it with
+            :meth:`ImageryOptions.metadata`: GSD in metres per pixel, cloud cover, date), steps,
+            guidance scale, seed, number of images, image size (None: the model's) and scheduler.
+        output (str | PathLike): The first image's path (``.tif``); images 2 to N are written beside
+            it as ``NAME_2.tif`` ... ``NAME_N.tif``.
+        model (str | None): A generation model file path, a model file's name in the model folders,
+            or a model name. None (default) or empty: the first generation model in the model
+            folders (SatVision bundles none; convert a DiffusionSat release first).
+        device (str): ``auto`` (default: a CUDA GPU, then Apple MPS, else the CPU), ``cpu``,
+            ``cuda`` or ``mps``.
+        precision (str): ``auto`` (default: bfloat16/float16 on a GPU, float32 on the CPU) or one of
+            :data:`inference.generation_settings.PRECISIONS` (``float32`` where half precision overflows).
+        footprint_path (str | PathLike | None): Also write one polygon per image (the same square)
+            with the generation parameters as attributes, any OGR format by extension. None
+            (default): not written.
+        sweep_field (str): ``none`` (default), or ``date``, ``latitude`` or ``gsd``: also render the
+            same seed and prompt with that metadata field varied, to see how much it changes the image.
+        sweep_path (str | PathLike | None): The PNG the sweep is drawn in; needed when
+            ``sweep_field`` is not ``none``, ignored otherwise. None (default): no sweep picture.
+        user_model_dirs (Iterable[str]): Extra folders searched for generation models (besides the
+            bundled folder and ``SATVISION_MODELS_DIR``). Default: none.
+        feedback (Feedback | None): Gets the progress (0-1), the log lines and the warnings (e.g.
+            metadata outside the model's training ranges), and is asked whether to stop: any object
+            with ``progress``, ``cancelled``, ``info`` and ``warning`` (:class:`core.feedback.Feedback`).
+            None (default): silent, never cancelled.
+
+    Returns:
+        GenerationResult: The image paths, the footprint and sweep paths (None when not written),
+        the images' grid, the warnings and the model's card.
+
+    Raises:
+        SatVisionError: No generation model is configured or found; the point is not on the Earth;
+            the GSD, cloud cover or sweep field is invalid, or a sweep has no PNG path; an output
+            path cannot be written (an input, another output or a folder).
+        ModelFileError: The model file is unreadable or unsafe, or made for another task.
+        MissingDependencyError: A package the model needs (torch, diffusers, transformers) is not installed.
+        OperationCancelled: ``feedback.cancelled()`` became true; nothing was written.
+
+    Example:
+        >>> from satvision.inference.generate_job import MapPoint, generate_imagery
+        >>> from satvision.inference.generation_settings import GenerationSettings, ImageryOptions
+        >>> options = ImageryOptions(gsd=1.0, cloud_cover=0.0)
+        >>> settings = GenerationSettings(prompt="a satellite image of a rice paddy field in Vietnam",
+        ...                               metadata=options.metadata(), steps=30, seed=7, num_images=2)
+        >>> result = generate_imagery(MapPoint(105.85, 21.03), settings, "paddy.tif",
+        ...                           model="diffusionsat.safetensors", footprint_path="paddy_footprints.gpkg")
+        >>> print(result.paths, result.warnings)
     """
     from ..models.generation import load_tokenizer, scheduler_config
     from ..models.modelfile import load_model, read_files
-    from .generate import Generator, late_start_warning
+    from .generate_engine import Generator, late_start_warning
 
-    say = log or (lambda message: None)
-    caution = warn or say
-    report = progress or (lambda fraction: None)
+    feedback = feedback or SilentFeedback()
     output = Path(output)
     # everything that can be refused is refused before the model (seconds to load) is touched
     lon, lat = check_request(point, settings, sweep_field, sweep_path)
@@ -227,7 +276,7 @@ def generate_imagery(
                                               sweep_path if sweep_field != "none" else None)
     removed = remove_stale_scratch(folders)  # what a killed run (QGIS crash, SIGKILL) left while staging
     if removed:
-        say(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
+        feedback.info(f"Removed {len(removed)} temporary file(s) left by earlier runs that did not finish")
     model_path = resolve_generation_model(model, user_model_dirs)
     network, card = load_model(model_path, task="generation")
     size = settings.image_size or int(card.architecture.params.get("image_size") or card.tiling.tile_size)
@@ -239,20 +288,19 @@ def generate_imagery(
     late_start = late_start_warning(scheduler_config(card), settings.scheduler, settings.steps)
     warnings += [late_start] if late_start else []
     for message in warnings:
-        caution(message)
+        feedback.warning(message)
     generator = Generator(network, load_tokenizer(read_files(model_path)), scheduler_config(card), device, precision)
-    say(f"Model {card.name} ({generator.prediction_type} prediction) on {generator.device}; {size} px, "
+    feedback.info(f"Model {card.name} ({generator.prediction_type} prediction) on {generator.device}; {size} px, "
         f"{settings.steps} {settings.scheduler.upper()} steps, guidance {settings.guidance_scale:g}, seed {settings.seed}")
     runs = 1 + (len(SWEEP_VALUES[sweep_field]) if sweep_field != "none" else 0)
-    images = generator.generate(settings, progress=lambda fraction: report(fraction / runs), is_cancelled=is_cancelled)
+    images = generator.generate(settings, feedback=ShareFeedback(feedback, 0.0, 1 / runs))
     sweep_images: list[np.ndarray] = []
     labels: list[str] = []
     if sweep_field != "none":
         for number, value in enumerate(SWEEP_VALUES[sweep_field], start=1):
             varied = sweep_metadata(metadata, sweep_field, value)
             one = replace(settings, metadata=varied, num_images=1)
-            sweep_images.append(generator.generate(
-                one, progress=lambda fraction, n=number: report((n + fraction) / runs), is_cancelled=is_cancelled)[0])
+            sweep_images.append(generator.generate(one, feedback=ShareFeedback(feedback, number / runs, (number + 1) / runs))[0])
             labels.append(sweep_label(sweep_field, value))
     footprint = Path(footprint_path) if footprint_path else None
     sweep = Path(sweep_path) if sweep_field != "none" and sweep_path else None
@@ -268,7 +316,7 @@ def generate_imagery(
             write_footprints(next(extra), grid, tags, paths)
         if sweep:
             write_sweep_png(next(extra), sweep_images, labels, f"{settings.prompt} - seed {settings.seed}, {sweep_field} varied")
-    report(1.0)
+    feedback.progress(1.0)
     return GenerationResult(paths[: len(images)], footprint, sweep, grid, warnings, card)
 
 
