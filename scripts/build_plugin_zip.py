@@ -26,8 +26,8 @@ PLUGIN_FOLDER = "satvision"
 MAX_SIZE_BYTES = 25_000_000
 REQUIRED_METADATA = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker", "repository")
 #: repository paths that are not part of the installed plugin (requirements/ ships: the installer reads it)
-EXCLUDED = re.compile(r"^(tests/|benchmarks/|scripts/|requirements/(test|qt6-migration)\.txt$|training/label_corrections/|\.ci/|\.git|Makefile$|pyproject\.toml$"
-                      r"|.*__pycache__|.*\.pyc$)")
+EXCLUDED = re.compile(r"^(tests/|benchmarks/|scripts/|requirements/(test|qt6-migration)\.txt$|training/label_corrections/"
+                      r"|\.ci/|\.git|Makefile$|pyproject\.toml$|.*__pycache__|.*\.pyc$)")
 
 
 def plugin_files(root: Path = ROOT) -> list[str]:
