@@ -15,6 +15,7 @@ from .core.dependencies import import_error, interpreter_path
 from .core.devices import describe_device, resolve_device
 from .core.triton_guard import triton_state
 from .earthengine.credentials import credentials_status
+from .installer.report import installation_report
 from .models.catalog import BUNDLED_MODELS_DIR, list_models
 from .models.catalog import user_model_dirs as resolve_model_dirs
 from .version import __version__
@@ -85,6 +86,8 @@ def collect_report(qgis_version: str | None = None, user_model_dirs: Iterable[st
         "packages": versions,
         "missing_packages": sorted(name for name, version in versions.items() if version is None),
         "compute_device": compute_device_report(),
+        # satvision:installdependencies: its folder, versions, and whether the torch build fits the GPU
+        "installed_packages": installation_report(platform.system()),
         # "blocked" inside QGIS: see core/triton_guard.py (SATVISION_ALLOW_TRITON=1 lifts it)
         "triton": triton_state(),
         "model_folders": {"bundled": str(BUNDLED_MODELS_DIR), "user": folders},

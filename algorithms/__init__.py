@@ -10,10 +10,12 @@ def all_algorithms() -> list:
     from .export_training_pairs import ExportTrainingPairsAlgorithm
     from .fetch_sentinel2 import FetchSentinel2Algorithm
     from .generate_imagery import GenerateImageryAlgorithm
+    from .install_dependencies import InstallDependenciesAlgorithm
     from .segment_water import SegmentWaterAlgorithm
 
     return [
         DiagnoseAlgorithm(),
+        InstallDependenciesAlgorithm(),
         FetchSentinel2Algorithm(),
         ExportTrainingPairsAlgorithm(),
         SegmentWaterAlgorithm(),

@@ -29,7 +29,8 @@ class DiagnoseAlgorithm(SatVisionAlgorithm):
         "diffusers, transformers, rasterio, earthengine-api), the compute device that will run "
         "models (CUDA GPU name and memory, or CPU and thread count), the models found in the "
         "bundled and user folders with their cards, and whether Earth Engine credentials are "
-        "configured (never printing a secret).\n\n"
+        "configured (never printing a secret); and what Install dependencies installed (the folder and "
+        "the versions) and whether the PyTorch build fits the GPU.\n\n"
         "Paste the report into bug reports. Missing packages are listed with the command that "
         "installs them. Optionally writes the report as a JSON file."
     )
@@ -56,6 +57,8 @@ class DiagnoseAlgorithm(SatVisionAlgorithm):
         feedback.pushInfo(format_report(report))
         for name in report["missing_packages"]:
             feedback.reportError(f"Missing Python package: {name}", False)
+        if report["installed_packages"]["torch_check"]["matches"] is False:
+            feedback.reportError(f"PyTorch build: {report['installed_packages']['torch_check']['advice']}", False)
         device = report["compute_device"]
         results: dict[str, Any] = {
             **report,

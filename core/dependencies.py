@@ -56,12 +56,35 @@ def interpreter_path() -> Path:
     return prefix / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
+#: import name -> the feature set of ``satvision:installdependencies`` that installs it
+#: (``installer/features.py``; tests/test_installer.py checks the two agree)
+FEATURE_OF: dict[str, str] = {
+    "torch": "segmentation", "torchvision": "segmentation", "timm": "segmentation",
+    "segmentation_models_pytorch": "segmentation", "safetensors": "segmentation",
+    "diffusers": "generation", "transformers": "generation", "ee": "earthengine", "accelerate": "training",
+}
+#: the feature sets in the order of the algorithm's FEATURES parameter (its enum indexes)
+FEATURE_ORDER: tuple[str, ...] = ("segmentation", "earthengine", "generation", "training")
+
+
 def install_hint(modules: list[str]) -> str:
+    """How to install ``modules``: the Install dependencies algorithm first, pip by hand for experts."""
     requirements = " ".join(PACKAGES.get(name, (name, ""))[0] for name in modules)
+    features = list(dict.fromkeys(FEATURE_OF[name] for name in modules if name in FEATURE_OF))
+    algorithm = ""
+    if features:
+        chosen = ", ".join(f"'{feature}'" for feature in features)
+        # one comma-separated value: qgis_process 3.22 reads a repeated --FEATURES as no value at all
+        arguments = "--FEATURES=" + ",".join(str(FEATURE_ORDER.index(feature)) for feature in features)
+        algorithm = (
+            f"run SatVision's Install dependencies (Processing Toolbox > SatVision > Tools > Install dependencies, "
+            f"feature set{'s' if len(features) > 1 else ''} {chosen}; or in a terminal: qgis_process run satvision:installdependencies {arguments}), "
+            "which picks the PyTorch build for this machine and never replaces QGIS's numpy or GDAL; or by hand: "
+        )
     return (
-        f"Install into the Python that runs SatVision: {interpreter_path()} -m pip install "
+        f"Install into the Python that runs SatVision: {algorithm}{interpreter_path()} -m pip install "
         f"{requirements} (Windows: in the OSGeo4W Shell; macOS: QGIS's bundled python3). "
-        "See the README, section 'Installing on other platforms'."
+        "See the README, section 'Installing in QGIS'."
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..installer.activate import activate
 from ..version import __version__
 from . import settings
 
@@ -33,6 +34,8 @@ class SatVisionProvider(QgsProcessingProvider):
         return str(ICON)
 
     def load(self) -> bool:
+        # the packages installed by satvision:installdependencies, before any algorithm imports torch
+        activate(QgsApplication.qgisSettingsDirPath())
         settings.add_settings(self.name())
         self.refreshAlgorithms()
         return True

@@ -179,3 +179,16 @@ def plugin(qgis_processing, qgis_iface):
     instance.initGui()
     yield instance
     instance.unload()
+
+
+@pytest.fixture(scope="session")
+def first_run_in_the_desktop(scene):
+    """The first-run path in the QGIS desktop (tests/desktop_first_run.py), once per session: it installs
+    PyTorch into a fresh profile, which tests/test_installer_qgis_process.py then reuses. The profile
+    (GBs) lives in a temporary folder outside pytest's basetemp, deleted at the end of the session."""
+    import tempfile
+
+    from desktop_first_run import run_first_run
+
+    with tempfile.TemporaryDirectory(prefix="satvision-first-run-") as folder:
+        yield run_first_run(Path(folder), scene, os.environ.get("SATVISION_TEST_TORCH_BUILD", "default"))

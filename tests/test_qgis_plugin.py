@@ -39,7 +39,7 @@ def test_the_provider_registers_and_unregisters(qgis_processing, qgis_iface):
     assert provider is not None and provider.name() == "SatVision"
     assert sorted(algorithm.id() for algorithm in provider.algorithms()) == [
         "satvision:classifytiles", "satvision:diagnose", "satvision:exporttrainingpairs", "satvision:fetchsentinel2",
-        "satvision:generateimagery", "satvision:segmentwater",
+        "satvision:generateimagery", "satvision:installdependencies", "satvision:segmentwater",
     ]
     instance.unload()
     assert registry.providerById("satvision") is None
