@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import rasterio
-from rasterio.windows import Window
+from desktop_session import QGIS, crop_scene, fresh_profiles, plugins_folder, start_xvfb
 
-ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "desktop_first_run_driver.py"
-QGIS = shutil.which("qgis") or "/usr/bin/qgis"
-XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 #: generous: a cold PyPI download of torch and its CUDA libraries takes minutes
 INSTALL_TIMEOUT_S = 1500
 
@@ -38,40 +33,6 @@ class FirstRun:
     report: dict
 
 
-def crop_scene(scene: Path, path: Path) -> Path:
-    """256 × 256 px of the real Virginia scene (coast, channels, farmland), as tests/test_desktop.py uses."""
-    with rasterio.open(scene) as source:
-        window = Window(1500, 800, 256, 256)
-        profile = {**source.profile, "width": 256, "height": 256, "transform": source.window_transform(window)}
-        data, descriptions = source.read(window=window), source.descriptions
-    with rasterio.open(path, "w", **profile) as target:
-        target.write(data)
-        target.descriptions = descriptions
-    return path
-
-
-def start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
-    """Xvfb with GLX on a free display (it tells which through -displayfd)."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        [XVFB, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "+extension", "GLX", "-nolisten", "tcp"],
-        pass_fds=(write_end,), stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        number = pipe.readline().strip()
-    assert number, f"Xvfb did not start: {log.read_text(errors='replace')}"
-    return server, f":{number}"
-
-
-def fresh_profiles(folder: Path) -> Path:
-    """A profiles folder whose default profile has SatVision enabled (as the Plugin Manager leaves it)."""
-    settings = folder / "profiles" / "default" / "QGIS"
-    settings.mkdir(parents=True)
-    (settings / "QGIS3.ini").write_text("[PythonPlugins]\nsatvision=true\n\n[qgis]\ncheckVersion=false\n", encoding="utf-8")
-    return folder
-
-
 def run_first_run(folder: Path, scene: Path, torch_build: str) -> FirstRun:
     """The whole first-run path in one QGIS desktop session under ``folder``."""
     from satvision.installer.torch_builds import OVERRIDES
@@ -80,10 +41,7 @@ def run_first_run(folder: Path, scene: Path, torch_build: str) -> FirstRun:
     outputs.mkdir()
     runtime.mkdir(mode=0o700)
     raster, report = crop_scene(scene, folder / "small.tif"), folder / "report.json"
-    plugins = ROOT / ".build" / "plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    if not (plugins / "satvision").exists():
-        (plugins / "satvision").symlink_to(ROOT)
+    plugins = plugins_folder()
     # nothing of the development environment: QGIS's own Python plus the profile's packages folder
     hidden = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "QT_QPA_PLATFORM", "QGIS_CUSTOM_CONFIG_PATH", "SATVISION_ALLOW_TRITON")
     environment = {key: value for key, value in os.environ.items() if key not in hidden}

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
-import rasterio
-from rasterio.windows import Window
+from desktop_session import QGIS, crop_scene, fresh_profiles, plugins_folder, start_xvfb
 
-ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "desktop_driver.py"
-QGIS = shutil.which("qgis") or "/usr/bin/qgis"
-XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 
 
 def test_the_heavy_packages_import_beside_mesas_llvm_once_triton_is_kept_out():
@@ -57,50 +52,20 @@ def test_the_guard_can_be_lifted_and_leaves_other_processes_alone():
 
 @pytest.fixture
 def small_scene(scene, tmp_path) -> Path:
-    """256 × 256 px of the real Virginia scene: coast, channels and farmland."""
-    path = tmp_path / "small.tif"
-    with rasterio.open(scene) as source:
-        window = Window(1500, 800, 256, 256)
-        profile = {**source.profile, "width": 256, "height": 256, "transform": source.window_transform(window)}
-        data, descriptions = source.read(window=window), source.descriptions
-    with rasterio.open(path, "w", **profile) as target:
-        target.write(data)
-        target.descriptions = descriptions
-    return path
-
-
-def _start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
-    """Xvfb with GLX on a free display (it tells which through -displayfd)."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        [XVFB, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "+extension", "GLX", "-nolisten", "tcp"],
-        pass_fds=(write_end,), stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        number = pipe.readline().strip()
-    assert number, f"Xvfb did not start: {log.read_text(errors='replace')}"
-    return server, f":{number}"
-
-
-def _fresh_profile(folder: Path) -> Path:
-    settings = folder / "profiles" / "default" / "QGIS"
-    settings.mkdir(parents=True)
-    (settings / "QGIS3.ini").write_text("[PythonPlugins]\nsatvision=true\n\n[qgis]\ncheckVersion=false\n", encoding="utf-8")
-    return folder
+    return crop_scene(scene, tmp_path / "small.tif")
 
 
 def test_segment_water_and_classify_tiles_run_from_their_dialogs_in_the_qgis_desktop(small_scene, tmp_path):
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     report_path = tmp_path / "report.json"
-    server, display = _start_xvfb(tmp_path / "xvfb.log")
+    server, display = start_xvfb(tmp_path / "xvfb.log")
     environment = {
         key: value for key, value in os.environ.items() if key not in ("QT_QPA_PLATFORM", "QGIS_CUSTOM_CONFIG_PATH")
     }
     environment.update({
         "DISPLAY": display,
-        "QGIS_PLUGINPATH": str(ROOT / ".build" / "plugins"),
+        "QGIS_PLUGINPATH": str(plugins_folder()),
         "PYTHONPATH": sysconfig.get_paths()["purelib"],  # the project's venv: torch & co.
         "XDG_RUNTIME_DIR": str(tmp_path / "runtime"),
         "SATVISION_DESKTOP_TEST": json.dumps({
@@ -109,13 +74,9 @@ def test_segment_water_and_classify_tiles_run_from_their_dialogs_in_the_qgis_des
     })
     environment.pop("SATVISION_ALLOW_TRITON", None)
     (tmp_path / "runtime").mkdir(mode=0o700)
-    plugins = ROOT / ".build" / "plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    if not (plugins / "satvision").exists():
-        (plugins / "satvision").symlink_to(ROOT)
     try:
         completed = subprocess.run(
-            [QGIS, "--nologo", "--noversioncheck", "--profiles-path", str(_fresh_profile(tmp_path / "profile")),
+            [QGIS, "--nologo", "--noversioncheck", "--profiles-path", str(fresh_profiles(tmp_path / "profile")),
              "--code", str(DRIVER)],
             capture_output=True, text=True, env=environment, timeout=600,
         )
