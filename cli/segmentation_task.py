@@ -60,7 +60,8 @@ MODEL_OPTIONS = ("encoder", "encoder_depth", "encoder_weights", "decoder_channel
 PATCH_OPTIONS = ("patch_size", "patches_per_epoch", "min_water", "max_water", "unfiltered_patches", "patch_weighting", "split",
                  "max_validation_tiles", "cache_mb")
 AUGMENT_OPTIONS = ("flips", "elastic_p", "jitter_p", "gain", "offset", "simulate_l2a_p")
-WATER_AUGMENT_OPTIONS = ("turbid_p", "algae_p", "clouds_p", "sun_gain_p", "haze_p", "baseline_offset_p", "noise_sigma")
+WATER_AUGMENT_OPTIONS = ("synthetic_water_p", "turbid_p", "algae_p", "clouds_p", "sun_gain_p", "haze_p", "baseline_offset_p",
+                         "noise_sigma")
 SCHEDULE_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs", "restart_epochs")
 LOSS_OPTIONS = ("loss", "aux_weight", "cgm_weight")
 STOPPING_OPTIONS = ("freeze_encoder_epochs", "early_stopping_patience", "monitor", "grad_clip", "ema_decay", "seed")
@@ -148,7 +149,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("all", "train", "validation", "test"), default="all",
                         help="evaluate every pair (default), or one part of the split training made (same --seed)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (with --split)")
-    add_arguments(parser, SegmentationSettings, ["tile_size", "batch_size", "device", "threshold"])
+    add_arguments(parser, SegmentationSettings, ["tile_size", "batch_size", "device", "threshold", "test_time_augmentation"])
     add_reflectance_offset_argument(parser, SegmentationSettings)
     labels = parser.add_argument_group(
         "labels", "Default: 0 land, 1 water, 255 ignored, any other value is an error. Pixels ignored or nodata in the "
@@ -177,7 +178,8 @@ def evaluate(arguments: argparse.Namespace) -> int:
     result = evaluate_segmentation(
         arguments.model, arguments.data, split=arguments.split, seed=arguments.seed, tile_size=arguments.tile_size,
         batch_size=arguments.batch_size, device=arguments.device, threshold=arguments.threshold,
-        reflectance_offset=arguments.reflectance_offset, labels=LabelConvention.from_options(arguments.water_values, arguments.ignore_value),
+        reflectance_offset=arguments.reflectance_offset, test_time_augmentation=arguments.test_time_augmentation,
+        labels=LabelConvention.from_options(arguments.water_values, arguments.ignore_value),
         image_suffix=arguments.image_suffix, label_suffix=arguments.label_suffix, output=arguments.output,
         feedback=PrintedLines(quiet=arguments.json),
     )

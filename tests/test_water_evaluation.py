@@ -241,3 +241,19 @@ def test_a_label_off_its_image_grid_is_refused_before_any_work(chips, evaluated,
         evaluate_segmentation(model, shifted, device="cpu", image_suffix="_S2Hand", label_suffix="_LabelHand",
                               labels=LabelConvention.from_options(None, [-1]), output=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_test_time_augmentation_is_taken_reported_and_changes_what_the_engine_computes(evaluated, capsys):
+    _, _, arguments = evaluated
+    arguments = arguments[: arguments.index("--output")]
+    plain = run_json(capsys, arguments)
+    assert plain["water"]["test_time_augmentation"] == "none"  # the tiny card recommends none
+    flipped = run_json(capsys, [*arguments, "--tta", "flips"])
+    assert flipped["water"]["test_time_augmentation"] == "flips"
+    assert flipped["water"]["pooled"]["model"]["pixels"] == plain["water"]["pooled"]["model"]["pixels"]
+    # a random network is not flip-invariant: averaging four views changes its probabilities
+    assert flipped["cross_entropy"] != pytest.approx(plain["cross_entropy"], abs=1e-6)
+    assert satvision_main([*arguments, "--tta", "flips"]) == 0
+    assert "Test-time augmentation: flips" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        satvision_main([*arguments, "--tta", "sideways"])

@@ -35,6 +35,7 @@ from satvision.training.water_label_builder import (
     evidence_from_mask,
     label_scene,
     otsu_threshold,
+    reconcile_levels,
     scene_threshold,
     spectral_class,
 )
@@ -54,6 +55,7 @@ from satvision.training.water_label_scenes import (
 )
 
 UTM = CRS.from_epsg(32633)
+ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "s2_scenes"
 
 # Typical reflectances (B2, B3, B4, B8, B11, B12)
@@ -307,3 +309,37 @@ def test_shared_terramind_l2a_with_offset_gets_its_river(tmp_path):
     assert (result.label[lulc_water] == WATER).mean() > 0.15
     assert (result.label[lulc_water] == LAND).mean() == 0
     assert (result.label[~lulc_water] == WATER).mean() < 0.01
+
+
+def test_one_place_at_two_levels_gets_one_label():
+    first = np.array([[WATER, WATER, WATER, LAND, LAND, IGNORE, IGNORE]], dtype=np.uint8)
+    second = np.array([[WATER, IGNORE, LAND, LAND, IGNORE, IGNORE, WATER]], dtype=np.uint8)
+    joined = reconcile_levels(first, second)
+    assert joined.tolist() == [[WATER, WATER, IGNORE, LAND, LAND, IGNORE, WATER]]
+    assert np.array_equal(reconcile_levels(second, first), joined), "the order of the levels does not matter"
+    with pytest.raises(ValueError, match="one shape"):
+        reconcile_levels(first, second[:, :3])
+
+
+@pytest.mark.skipif(not (SHARED / "terramind" / "433D_629L_3_1_S2L2A.tif").is_file(),
+                    reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
+def test_shared_terramind_river_gets_the_same_label_at_l1c_and_l2a():
+    """The builder script joins the L1C and L2A labels of one acquisition: before, the L2A label
+    ignored most of the 433D river that the L1C label called water (4.8 % vs 1.5 % water)."""
+    import importlib.util
+
+    from satvision.training.water_label_scenes import collection, load_collection_scene
+
+    spec = importlib.util.spec_from_file_location("build_water_labels", ROOT / "scripts" / "build_water_labels.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    chosen, _ = collection(SHARED)
+    scenes = [load_collection_scene(path, row) for path, row in chosen if path.name.startswith("433D_629L_3_1_S2L")]
+    assert sorted(scene.processing_level for scene in scenes) == ["L1C", "L2A"]
+    automatic = [script.automatic_label(scene) for scene in scenes]
+    by_level = {scene.processing_level: label for scene, label in zip(scenes, automatic)}
+    assert by_level["L1C"].share(WATER, scenes[0].valid) > 2 * by_level["L2A"].share(WATER, scenes[0].valid)
+    joined = script.reconcile_processing_levels(scenes, automatic)
+    assert np.array_equal(joined[0].label, joined[1].label)
+    assert joined[0].share(WATER, scenes[0].valid) >= max(label.share(WATER, scenes[0].valid) for label in automatic)
+    assert all("label joined with" in scene.notes[-1] for scene in scenes)

@@ -14,9 +14,10 @@ Radiometric transforms work per band on raw raster values, with offsets given in
   to L2A (surface reflectance), which removes path radiance and darkens mostly blue and green.
   A model trained on L1C with this augmentation copes better with L2A inputs.
 
-Physical augmentations for water (turbid and algae water, clouds and shadows, sun-angle gain,
-haze, the +1000 baseline offset, noise; all off by default) live in :mod:`training.water_augment`
-and need the model's band names (``PatchAugmentation(..., bands=...)``).
+Physical augmentations for water (shallow water put on land, turbid and algae water, clouds and
+shadows, sun-angle gain, haze, the +1000 baseline offset, noise; all off by default) live in
+:mod:`training.synthetic_water` and :mod:`training.water_augment`, composed by
+:mod:`training.physical_augment`, and need the model's band names (``PatchAugmentation(..., bands=...)``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .augment_settings import AugmentSettings
+from .physical_augment import PhysicalAugmentation
 from .segmentation_pairs import IGNORE_INDEX
-from .water_augment import PhysicalAugmentation
 
 
 class RandomRot90(v2.Transform):

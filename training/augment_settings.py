@@ -17,6 +17,10 @@ from ..core.options import option
 class WaterAugmentSettings:
     """Probabilities (0 = off, the default) and strengths of the physical augmentations."""
 
+    synthetic_water_p: float = option(0.0, flag="--synthetic-water", metavar="P", minimum=0.0, maximum=1.0,
+                                      label="Synthetic shallow water probability",
+                                      help="probability of putting shallow water (flooded fields, a narrow channel or "
+                                           "ponds) on a patch's land by spectral mixing, labelled water")
     turbid_p: float = option(0.0, flag="--turbid", metavar="P", minimum=0.0, maximum=1.0, label="Turbid water probability",
                              help="probability of turning a patch's water turbid (sediment-laden), label kept")
     algae_p: float = option(0.0, flag="--algae", metavar="P", minimum=0.0, maximum=1.0, label="Algae bloom probability",
@@ -38,7 +42,7 @@ class WaterAugmentSettings:
                                 help="Gaussian noise per pixel, sigma drawn per patch up to SIGMA reflectance, e.g. 0.005")
 
     def __post_init__(self) -> None:
-        for name in ("turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p", "baseline_offset_p", "cloud_thick"):
+        for name in ("synthetic_water_p", "turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p", "baseline_offset_p", "cloud_thick"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SatVisionError(f"The augmentation setting {name} must lie between 0 and 1, not {getattr(self, name)}.")
         if not 0.0 <= self.noise_sigma <= 0.1:
@@ -47,7 +51,7 @@ class WaterAugmentSettings:
             raise SatVisionError(f"The sun-angle gain range must satisfy 0 < low <= high, not {self.sun_gain}.")
 
     def enabled(self) -> bool:
-        return any(p > 0 for p in (self.turbid_p, self.algae_p, self.haze_p, self.sun_gain_p, self.clouds_p,
+        return any(p > 0 for p in (self.synthetic_water_p, self.turbid_p, self.algae_p, self.haze_p, self.sun_gain_p, self.clouds_p,
                                    self.baseline_offset_p, self.noise_sigma))
 
 

@@ -52,6 +52,7 @@ def evaluate_segmentation(
     device: str = "auto",
     threshold: float = 0.5,
     reflectance_offset: str | float = "auto",
+    test_time_augmentation: str | None = None,
     labels: LabelConvention | None = None,
     image_suffix: str = "",
     label_suffix: str = "",
@@ -88,6 +89,9 @@ def evaluate_segmentation(
         threshold (float): Water probability (0-1) at or above which a pixel is water. Default 0.5.
         reflectance_offset (str | float): Raster values subtracted before normalising: ``auto``
             (default: detect the +1000 of Sentinel-2 baseline 04.00 per image) or a number (0: none).
+        test_time_augmentation (str | None): ``none``, ``flips`` (4 passes) or ``d4`` (8 passes):
+            average the model over flipped/rotated views of each tile, as Segment water can. None
+            (default): what the model card recommends.
         labels (LabelConvention | None): Which label values are water and which are ignored. None
             (default): 0 land, 1 water, 255 ignored.
         image_suffix (str): In ``images/`` + ``labels/`` folders, the image ``NAME{image_suffix}.EXT``
@@ -133,7 +137,7 @@ def evaluate_segmentation(
         path, reason = water.default_model([pair.image for pair in pairs], bundled_models_dir)
         feedback.info(reason)
     network, card = load_model(path, task="segmentation", device="cpu")
-    predictor = Predictor(network, card, device)
+    predictor = Predictor(network, card, device, test_time_augmentation)
     regions = _whole_regions(pairs) if split == "all" else split_pairs(pairs, seed).part(split)
     for region in regions:
         water.check_pair_grid(region)
@@ -165,7 +169,8 @@ def evaluate_segmentation(
                 plots.plot_water_comparison(picture.true_colour(region), picture.label, picture.counted, picture.model,
                                             picture.ndwi if image_ndwi else None, folder / f"{name}.png",
                                             water.picture_title(name, image_counts, image_ndwi))
-    summary = {**water.clean(water.summarise(counts)), "ndwi_baseline": has_ndwi, "labels": convention.to_json()}
+    summary = {**water.clean(water.summarise(counts)), "ndwi_baseline": has_ndwi, "labels": convention.to_json(),
+               "test_time_augmentation": predictor.test_time_augmentation}
     if not has_ndwi:
         for scope in ("pooled", "mean_per_image"):
             summary[scope]["ndwi"] = {key: None for key in summary[scope]["ndwi"]}

@@ -53,7 +53,6 @@ import torch
 
 from ..core.bands import normalise_band_name
 from ..core.errors import SatVisionError
-from .augment_settings import WaterAugmentSettings
 
 IGNORE = 255
 WATER = 1
@@ -97,9 +96,9 @@ def band_ids(bands: Sequence[str]) -> list[str]:
     unknown = [band for band, band_id in zip(bands, ids) if band_id not in WAVELENGTH_UM]
     if unknown:
         raise SatVisionError(
-            f"The physical augmentations (turbid water, algae, haze, clouds) need Sentinel-2 band names, but "
+            f"The physical augmentations (synthetic water, turbid water, algae, haze, clouds) need Sentinel-2 band names, but "
             f"{', '.join(unknown)} is none. Name the bands B1…B12/B8A (or blue, green, red, nir, swir16, swir22) "
-            "in --bands, or turn these augmentations off (--turbid/--algae/--haze/--clouds 0)."
+            "in --bands, or turn these augmentations off (--synthetic-water/--turbid/--algae/--haze/--clouds 0)."
         )
     return ids
 
@@ -287,43 +286,3 @@ class SensorNoise:
         sigma = self.sigma * float(torch.rand(()))
         noisy = (values + torch.randn_like(values) * sigma).clamp(min=0.0)
         return torch.where(valid[None], noisy, values)
-
-
-class PhysicalAugmentation:
-    """The physical steps in a fixed order: surface (turbid, algae), clouds and shadows, illumination,
-    atmosphere. Called on ``(values, valid, label)`` tensors; returns ``(values, label)``.
-    Sensor-side steps (:meth:`sensor`: baseline offset, noise) run after the radiometric jitter."""
-
-    def __init__(self, settings: WaterAugmentSettings, bands: Sequence[str] | None, reflectance_scale: float) -> None:
-        needs_bands = any(p > 0 for p in (settings.turbid_p, settings.algae_p, settings.haze_p, settings.clouds_p))
-        if needs_bands and not bands:
-            raise SatVisionError("The physical augmentations need the model's band names: give them (--bands).")
-        self.surface: list = []
-        if settings.turbid_p > 0:
-            self.surface.append(WaterColour(bands, reflectance_scale, settings.turbid_p, "sediment"))
-        if settings.algae_p > 0:
-            self.surface.append(WaterColour(bands, reflectance_scale, settings.algae_p, "algae"))
-        if settings.clouds_p > 0:
-            self.surface.append(CloudAndShadow(bands, reflectance_scale, settings.clouds_p, settings.cloud_thick))
-        self.light: list = []
-        if settings.sun_gain_p > 0:
-            self.light.append(SunGain(settings.sun_gain_p, settings.sun_gain))
-        if settings.haze_p > 0:
-            self.light.append(Haze(bands, reflectance_scale, settings.haze_p, settings.haze_max))
-        self.sensor_steps: list = []
-        if settings.baseline_offset_p > 0:
-            self.sensor_steps.append(BaselineOffset(reflectance_scale, settings.baseline_offset_p))
-        if settings.noise_sigma > 0:
-            self.sensor_steps.append(SensorNoise(reflectance_scale, settings.noise_sigma))
-
-    def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for step in self.surface:
-            values, label = step(values, valid, label)
-        for step in self.light:
-            values = step(values, valid)
-        return values, label
-
-    def sensor(self, values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        for step in self.sensor_steps:
-            values = step(values, valid)
-        return values

@@ -352,6 +352,7 @@ def format_report(result: Mapping[str, Any]) -> str:
         f"Model {result['model_name']} ({result['model']}) on {len(result['per_image'])} image(s), "
         f"{water['pooled']['model']['pixels']} counted pixels (labelled, covered by the model's output, B3/B8 valid)",
         f"Labels: {water['labels']['description']}",
+        *([f"Test-time augmentation: {water['test_time_augmentation']}"] if water.get("test_time_augmentation", "none") != "none" else []),
         "",
         f"{'water':<30}{'model':>9}{'NDWI>0':>9}",
     ]

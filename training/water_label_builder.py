@@ -38,7 +38,13 @@ resampled, the +1000 offset of processing baseline >= 04.00 removed, see
    with the spectral class by agreement: both say water -> water; both say land -> land; one
    says water and the other land -> ignore; spectral undecided -> the data label's side, water
    only where at least one index votes water; several data labels that disagree -> ignore.
-5. **Hand corrections** (GeoJSON polygons with a ``label`` property 0, 1 or 255, optionally
+5. **One place at two processing levels** (:func:`reconcile_levels`): where the data holds the
+   same acquisition as L1C and as L2A on the same grid (the TerraMind examples), the ground is the
+   same, so both get one label: water where one level's label says water and the other's does not
+   say land, land the same way round, ignore where they disagree. Without this the two labels of
+   the narrow river of 433D differed (L1C 4.8 % water, L2A 1.5 %, the rest of the river ignored at
+   L2A), and a model trained on them learnt to find the river at one level only.
+6. **Hand corrections** (GeoJSON polygons with a ``label`` property 0, 1 or 255, optionally
    ``only``: change only pixels whose automatic label is that value) are applied last, in file
    order, where the review pictures show the automatic label to be wrong.
 
@@ -202,6 +208,22 @@ class Correction:
     only: int | None = None
 
 
+def reconcile_levels(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One label for the same ground seen at two processing levels (step 5 of the module docstring).
+
+    Water where either label says water and neither says land; land where either says land and
+    neither says water; ignore elsewhere (they disagree, or neither decides).
+    """
+    if first.shape != second.shape:
+        raise ValueError(f"labels of one place must have one shape, not {first.shape} and {second.shape}")
+    water = ((first == WATER) | (second == WATER)) & (first != LAND) & (second != LAND)
+    land = ((first == LAND) | (second == LAND)) & (first != WATER) & (second != WATER)
+    out = np.full(first.shape, IGNORE, dtype=np.uint8)
+    out[water] = WATER
+    out[land] = LAND
+    return out
+
+
 def apply_corrections(label: np.ndarray, corrections: Iterable[Correction], valid: np.ndarray) -> np.ndarray:
     """``label`` with each correction applied in order (last wins); never outside ``valid``."""
     out = label.copy()
@@ -228,8 +250,9 @@ class SceneLabel:
 
 def label_scene(reflectance: np.ndarray, valid: np.ndarray, evidence: Sequence[np.ndarray] = (),
                 corrections: Iterable[Correction] = ()) -> SceneLabel:
-    """Steps 1-5 of the module docstring for one scene: ``reflectance`` ``(6, rows, cols)`` in
-    :data:`BANDS` order, ``valid`` the image's data mask."""
+    """Steps 1-4 and 6 of the module docstring for one scene: ``reflectance`` ``(6, rows, cols)`` in
+    :data:`BANDS` order, ``valid`` the image's data mask. (Step 5 joins two scenes: the caller runs
+    this without ``corrections``, then :func:`reconcile_levels`, then :func:`apply_corrections`.)"""
     indices = spectral_indices(reflectance)
     otsu = otsu_threshold(indices.mndwi[valid])
     threshold = scene_threshold(indices.mndwi, valid)
