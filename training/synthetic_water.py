@@ -92,7 +92,8 @@ def channel(height: int, width: int) -> torch.Tensor:
     """A meandering channel across the patch, 0.6–5 px wide: water share per pixel."""
     size = max(height, width)
     heading = _uniform(0, 2 * math.pi)
-    # start on a point of the patch border region, walk across with a smoothly turning heading
+    # pick a point in the patch, step back one patch size along the heading, then walk 3 patch sizes
+    # forward with a smoothly turning heading: the channel enters, passes near that point and leaves
     y, x = _uniform(0, height), _uniform(0, width)
     y, x = y - math.sin(heading) * size, x - math.cos(heading) * size
     step, turn, points = size / 24, 0.0, []
