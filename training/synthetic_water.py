@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .water_augment import IGNORE, SEDIMENT_HIGH, SEDIMENT_MODERATE, band_ids, dark_object, smooth_field
+from .water_augment import IGNORE, SEDIMENT_HIGH, SEDIMENT_MODERATE, band_ids, band_spectrum, dark_object, smooth_field
 
 LAND = 0
 WATER = 1
@@ -65,10 +65,6 @@ MAX_PATH_REFLECTANCE: Mapping[str, float] = {
     "B8A": 0.025, "B9": 0.02, "B10": 0.0, "B11": 0.01, "B12": 0.005,
 }
 SHAPES = ("channel", "parcels", "ponds")
-
-
-def _table(table: Mapping[str, float], ids: Sequence[str]) -> torch.Tensor:
-    return torch.tensor([table[band] for band in ids], dtype=torch.float32)
 
 
 def _uniform(low: float, high: float) -> float:
@@ -169,11 +165,11 @@ class SyntheticShallowWater:
     def __init__(self, bands: Sequence[str], reflectance_scale: float, p: float) -> None:
         ids = band_ids(bands)
         self.p, self.scale = p, float(reflectance_scale)
-        self.clear = _table(CLEAR_WATER, ids)
-        self.moderate = _table(SEDIMENT_MODERATE, ids)
-        self.high = _table(SEDIMENT_HIGH, ids)
-        self.absorption = _table(PURE_WATER_ABSORPTION, ids)
-        self.max_path = _table(MAX_PATH_REFLECTANCE, ids) * self.scale
+        self.clear = band_spectrum(CLEAR_WATER, ids)
+        self.moderate = band_spectrum(SEDIMENT_MODERATE, ids)
+        self.high = band_spectrum(SEDIMENT_HIGH, ids)
+        self.absorption = band_spectrum(PURE_WATER_ABSORPTION, ids)
+        self.max_path = band_spectrum(MAX_PATH_REFLECTANCE, ids) * self.scale
 
     def water_column(self, concentration: float) -> torch.Tensor:
         """Water-leaving reflectance per band: clear (0) → moderate (0.5) → sediment-laden (1)."""

@@ -103,7 +103,8 @@ def band_ids(bands: Sequence[str]) -> list[str]:
     return ids
 
 
-def _spectrum(table: Mapping[str, float], ids: Sequence[str], scale: float) -> torch.Tensor:
+def band_spectrum(table: Mapping[str, float], ids: Sequence[str], scale: float = 1.0) -> torch.Tensor:
+    """The values of ``table`` for the bands ``ids``, times ``scale``, as a float32 tensor."""
     return torch.tensor([table[band] * scale for band in ids], dtype=torch.float32)
 
 
@@ -141,10 +142,10 @@ class WaterColour:
         ids = band_ids(bands)
         self.p, self.kind = p, kind
         if kind == "sediment":
-            self.low = _spectrum(SEDIMENT_MODERATE, ids, reflectance_scale)
-            self.high = _spectrum(SEDIMENT_HIGH, ids, reflectance_scale)
+            self.low = band_spectrum(SEDIMENT_MODERATE, ids, reflectance_scale)
+            self.high = band_spectrum(SEDIMENT_HIGH, ids, reflectance_scale)
         elif kind == "algae":
-            self.low = self.high = _spectrum(ALGAE, ids, reflectance_scale)
+            self.low = self.high = band_spectrum(ALGAE, ids, reflectance_scale)
         else:
             raise ValueError(f"unknown water colour {kind!r}")
 
@@ -177,8 +178,8 @@ class CloudAndShadow:
     def __init__(self, bands: Sequence[str], reflectance_scale: float, p: float, thick: float = 0.5) -> None:
         ids = band_ids(bands)
         self.p, self.thick = p, thick
-        self.cloud = _spectrum(CLOUD, ids, reflectance_scale)
-        self.diffuse = _spectrum(SHADOW_DIFFUSE, ids, 1.0)
+        self.cloud = band_spectrum(CLOUD, ids, reflectance_scale)
+        self.diffuse = band_spectrum(SHADOW_DIFFUSE, ids)
 
     def opacity(self, height: int, width: int) -> torch.Tensor:
         centre_y, centre_x = float(torch.rand(())) * height, float(torch.rand(())) * width
