@@ -21,6 +21,9 @@ class WaterAugmentSettings:
                                       label="Synthetic shallow water probability",
                                       help="probability of putting shallow water (flooded fields, a narrow channel or "
                                            "ponds) on a patch's land by spectral mixing, labelled water")
+    snow_p: float = option(0.0, flag="--snow", metavar="P", minimum=0.0, maximum=1.0, label="Synthetic snow probability",
+                           help="probability of laying snow (fresh to old, sunlit to shaded, patchy) on a patch's land, "
+                                "labelled land: teaches that bright, slightly positive NDWI is not water")
     turbid_p: float = option(0.0, flag="--turbid", metavar="P", minimum=0.0, maximum=1.0, label="Turbid water probability",
                              help="probability of turning a patch's water turbid (sediment-laden), label kept")
     algae_p: float = option(0.0, flag="--algae", metavar="P", minimum=0.0, maximum=1.0, label="Algae bloom probability",
@@ -42,7 +45,7 @@ class WaterAugmentSettings:
                                 help="Gaussian noise per pixel, sigma drawn per patch up to SIGMA reflectance, e.g. 0.005")
 
     def __post_init__(self) -> None:
-        for name in ("synthetic_water_p", "turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p", "baseline_offset_p", "cloud_thick"):
+        for name in ("synthetic_water_p", "snow_p", "turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p", "baseline_offset_p", "cloud_thick"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SatVisionError(f"The augmentation setting {name} must lie between 0 and 1, not {getattr(self, name)}.")
         if not 0.0 <= self.noise_sigma <= 0.1:
@@ -51,7 +54,7 @@ class WaterAugmentSettings:
             raise SatVisionError(f"The sun-angle gain range must satisfy 0 < low <= high, not {self.sun_gain}.")
 
     def enabled(self) -> bool:
-        return any(p > 0 for p in (self.synthetic_water_p, self.turbid_p, self.algae_p, self.haze_p, self.sun_gain_p, self.clouds_p,
+        return any(p > 0 for p in (self.synthetic_water_p, self.snow_p, self.turbid_p, self.algae_p, self.haze_p, self.sun_gain_p, self.clouds_p,
                                    self.baseline_offset_p, self.noise_sigma))
 
 
