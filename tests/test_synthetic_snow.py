@@ -56,6 +56,7 @@ def test_only_land_with_data_gets_snow_and_water_is_left_alone():
     assert 0.2 < label.mean() < 0.8
     valid = np.ones(label.shape, bool)
     valid[:, :20] = False
+    values[:, :, :20] = -9999.0  # a negative nodata value must come back as it was
     changed = np.zeros(label.shape, bool)
     for seed in range(6):
         out, new_label = run(values, label, seed, valid=valid)

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, _uniform
+from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, uniform
 from .water_augment import band_ids, band_spectrum, dark_object, smooth_field
 
 #: Fresh, fine-grained snow (reflectance; Warren 1982, Sentinel-2 snow pixels, rounded).
@@ -61,10 +61,10 @@ class SyntheticSnow:
 
     def snow_share(self, height: int, width: int) -> torch.Tensor:
         """Per pixel the share covered by snow: a smooth field above a random cover level, soft-edged."""
-        field = smooth_field(height, width, cells=int(_uniform(2, 7)))
-        level = torch.quantile(field.reshape(-1), 1.0 - _uniform(0.25, 0.95))
-        edge = _uniform(0.02, 0.2)
-        return ((field - level) / edge + 0.5).clamp(0.0, 1.0) * _uniform(0.4, 1.0)
+        field = smooth_field(height, width, cells=int(uniform(2, 7)))
+        level = torch.quantile(field.reshape(-1), 1.0 - uniform(0.25, 0.95))
+        edge = uniform(0.02, 0.2)
+        return ((field - level) / edge + 0.5).clamp(0.0, 1.0) * uniform(0.4, 1.0)
 
     def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not bool(torch.rand(()) < self.p):
@@ -76,7 +76,7 @@ class SyntheticSnow:
         share = self.snow_share(height, width) * land
         age = float(torch.rand(()))
         spectrum = self.fresh + (self.old - self.fresh) * age
-        low = _uniform(0.35, 0.8)
+        low = uniform(0.35, 0.8)
         illumination = low + (1.0 - low) * (0.5 + 0.5 * smooth_field(height, width, cells=4))
         dark = torch.minimum(dark_object(values, valid), self.max_path)[:, None, None]
         snow = dark + spectrum[:, None, None] * illumination[None] * self.scale

@@ -67,7 +67,8 @@ MAX_PATH_REFLECTANCE: Mapping[str, float] = {
 SHAPES = ("channel", "parcels", "ponds")
 
 
-def _uniform(low: float, high: float) -> float:
+def uniform(low: float, high: float) -> float:
+    """One draw from U(low, high) by torch's generator (seeded per item by the dataset)."""
     return low + (high - low) * float(torch.rand(()))
 
 
@@ -87,18 +88,18 @@ def _area_share(fine: torch.Tensor) -> torch.Tensor:
 def channel(height: int, width: int) -> torch.Tensor:
     """A meandering channel across the patch, 0.6–5 px wide: water share per pixel."""
     size = max(height, width)
-    heading = _uniform(0, 2 * math.pi)
+    heading = uniform(0, 2 * math.pi)
     # pick a point in the patch, step back one patch size along the heading, then walk 3 patch sizes
     # forward with a smoothly turning heading: the channel enters, passes near that point and leaves
-    y, x = _uniform(0, height), _uniform(0, width)
+    y, x = uniform(0, height), uniform(0, width)
     y, x = y - math.sin(heading) * size, x - math.cos(heading) * size
     step, turn, points = size / 24, 0.0, []
     for _ in range(72):
         points.append((y, x))
-        turn = 0.7 * turn + _uniform(-0.35, 0.35)
+        turn = 0.7 * turn + uniform(-0.35, 0.35)
         heading += turn
         y, x = y + math.sin(heading) * step, x + math.cos(heading) * step
-    half_width = _uniform(0.3, 2.5)
+    half_width = uniform(0.3, 2.5)
     fine_height, fine_width = height * SUPERSAMPLE, width * SUPERSAMPLE
     inside = torch.zeros(fine_height, fine_width, dtype=torch.bool)
     for (y0, x0), (y1, x1) in zip(points[:-1], points[1:]):
@@ -120,8 +121,8 @@ def channel(height: int, width: int) -> torch.Tensor:
 
 def parcels(height: int, width: int) -> torch.Tensor:
     """Flooded fields: a rotated grid of parcels, those on low ground (a smooth field) flooded whole."""
-    cell = _uniform(6, 20)
-    angle = _uniform(0, math.pi / 2)
+    cell = uniform(6, 20)
+    angle = uniform(0, math.pi / 2)
     rows, columns = _pixel_grid(height, width)
     u = (columns * math.cos(angle) + rows * math.sin(angle)) / cell
     v = (-columns * math.sin(angle) + rows * math.cos(angle)) / cell
@@ -131,7 +132,7 @@ def parcels(height: int, width: int) -> torch.Tensor:
     keys = (parcel_u - parcel_u.min()) * 100_003 + (parcel_v - parcel_v.min())
     unique, inverse = torch.unique(keys.reshape(-1), return_inverse=True)
     level = torch.zeros(unique.numel()).scatter_reduce(0, inverse, ground.reshape(-1), reduce="mean", include_self=False)
-    flooded_share = _uniform(0.15, 0.6)
+    flooded_share = uniform(0.15, 0.6)
     threshold = torch.quantile(level, flooded_share)
     flooded = (level <= threshold)[inverse].reshape(rows.shape)
     return _area_share(flooded)
@@ -141,10 +142,10 @@ def ponds(height: int, width: int) -> torch.Tensor:
     """A few ponds: ellipses 1–6 px in radius."""
     rows, columns = _pixel_grid(height, width)
     inside = torch.zeros_like(rows, dtype=torch.bool)
-    for _ in range(int(_uniform(1, 7))):
-        centre_y, centre_x = _uniform(0, height), _uniform(0, width)
-        radius_y, radius_x = _uniform(1, 6), _uniform(1, 6)
-        angle = _uniform(0, math.pi)
+    for _ in range(int(uniform(1, 7))):
+        centre_y, centre_x = uniform(0, height), uniform(0, width)
+        radius_y, radius_x = uniform(1, 6), uniform(1, 6)
+        angle = uniform(0, math.pi)
         dy, dx = rows - centre_y, columns - centre_x
         along = dx * math.cos(angle) + dy * math.sin(angle)
         across = -dx * math.sin(angle) + dy * math.cos(angle)
@@ -188,10 +189,10 @@ class SyntheticShallowWater:
         share = SHAPE_MAKERS[shape](height, width) * land
         concentration = float(torch.rand(())) ** 1.5  # clear to moderate more often than sediment-laden
         depth = torch.exp(math.log(0.1) + (math.log(2.0) - math.log(0.1)) * (0.5 + 0.5 * smooth_field(height, width, cells=3)))
-        attenuation = self.absorption + concentration * _uniform(5.0, 20.0)
+        attenuation = self.absorption + concentration * uniform(5.0, 20.0)
         transmitted = torch.exp(-2.0 * attenuation[:, None, None] * depth[None])
         dark = torch.minimum(dark_object(values, valid), self.max_path)[:, None, None]
-        bottom = (values - dark).clamp(min=0.0) * _uniform(0.5, 0.8)
+        bottom = (values - dark).clamp(min=0.0) * uniform(0.5, 0.8)
         plume = (1.0 + 0.25 * smooth_field(height, width, cells=4))[None]  # sediment is never uniform
         water = dark + self.water_column(concentration)[:, None, None] * plume * self.scale + transmitted * bottom
         mixed = share[None] * water + (1.0 - share[None]) * values
