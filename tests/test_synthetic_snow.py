@@ -6,29 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_water_augment import CROPS, FOUR, SCALE, SIX, read_crop
+from test_water_augment import CROPS, FOUR, SCALE, SIX, apply_step, read_crop, read_land_crop
 
 from satvision.cli.main import build_parser
 from satvision.training.augment import PatchAugmentation
 from satvision.training.augment_settings import AugmentSettings, WaterAugmentSettings
 from satvision.training.synthetic_snow import SyntheticSnow
 
-LAND_CROP = (800, 400)  # almost all land (the synthetic water tests' crop)
-
 
 @pytest.fixture(scope="module")
 def land_crop() -> tuple[np.ndarray, np.ndarray]:
-    values, label, _, _ = read_crop(*LAND_CROP)
-    assert label.mean() < 0.05, "the crop should be land"
-    return values, label
+    return read_land_crop()
 
 
 def run(values: np.ndarray, label: np.ndarray, seed: int, bands=SIX, valid: np.ndarray | None = None):
-    torch.manual_seed(seed)
-    step = SyntheticSnow(bands, SCALE, p=1.0)
-    valid_t = torch.ones(label.shape, dtype=torch.bool) if valid is None else torch.from_numpy(valid)
-    out, new_label = step(torch.from_numpy(values.copy()), valid_t, torch.from_numpy(label.astype(np.int64)))
-    return out.numpy(), new_label.numpy()
+    return apply_step(SyntheticSnow(bands, SCALE, p=1.0), values, label, seed, valid)
 
 
 def snow_covered(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -53,6 +53,25 @@ def read_crop(row: int, column: int, size: int = 96) -> tuple[np.ndarray, np.nda
     return values, label, transform, crs
 
 
+# a 96 px window of the Virginia scene that is almost all land (fields and woods), by the clear-water rule
+LAND_CROP = (800, 400)
+
+
+def read_land_crop() -> tuple[np.ndarray, np.ndarray]:
+    """Raw values and clear-water label of :data:`LAND_CROP` (the synthetic water and snow tests' land)."""
+    values, label, _, _ = read_crop(*LAND_CROP)
+    assert label.mean() < 0.05, "the crop should be land"
+    return values, label
+
+
+def apply_step(step, values: np.ndarray, label: np.ndarray, seed: int, valid: np.ndarray | None = None):
+    """Run one surface step ``(values, valid, label) -> (values, label)`` on numpy arrays, seeded."""
+    torch.manual_seed(seed)
+    valid_t = torch.ones(label.shape, dtype=torch.bool) if valid is None else torch.from_numpy(valid)
+    out, new_label = step(torch.from_numpy(values.copy()), valid_t, torch.from_numpy(label.astype(np.int64)))
+    return out.numpy(), new_label.numpy()
+
+
 @pytest.fixture(scope="module")
 def crop() -> tuple[np.ndarray, np.ndarray]:
     values, label, _, _ = read_crop(*CROPS[0])

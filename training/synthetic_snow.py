@@ -30,8 +30,8 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, uniform
-from .water_augment import band_ids, band_spectrum, dark_object, smooth_field
+from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, capped_path_reflectance, uniform
+from .water_augment import band_ids, band_spectrum, smooth_field
 
 #: Fresh, fine-grained snow (reflectance; Warren 1982, Sentinel-2 snow pixels, rounded).
 FRESH_SNOW: Mapping[str, float] = {
@@ -78,7 +78,7 @@ class SyntheticSnow:
         spectrum = self.fresh + (self.old - self.fresh) * age
         low = uniform(0.35, 0.8)
         illumination = low + (1.0 - low) * (0.5 + 0.5 * smooth_field(height, width, cells=4))
-        dark = torch.minimum(dark_object(values, valid), self.max_path)[:, None, None]
+        dark = capped_path_reflectance(values, valid, self.max_path)
         snow = dark + spectrum[:, None, None] * illumination[None] * self.scale
         mixed = share[None] * snow + (1.0 - share[None]) * values
         return torch.where(valid[None], mixed.clamp(min=0.0), values), label

@@ -72,6 +72,12 @@ def uniform(low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(()))
 
 
+def capped_path_reflectance(values: torch.Tensor, valid: torch.Tensor, max_path: torch.Tensor) -> torch.Tensor:
+    """The patch's path radiance per band, ``(bands, 1, 1)``: its dark-object value capped by ``max_path``
+    (on a land-only patch the darkest pixel is soil, not the path; see :data:`MAX_PATH_REFLECTANCE`)."""
+    return torch.minimum(dark_object(values, valid), max_path)[:, None, None]
+
+
 def _pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows and columns (in pixels) of the sub-pixel sample centres, ``SUPERSAMPLE``× per axis."""
     rows = (torch.arange(height * SUPERSAMPLE, dtype=torch.float32) + 0.5) / SUPERSAMPLE
@@ -191,7 +197,7 @@ class SyntheticShallowWater:
         depth = torch.exp(math.log(0.1) + (math.log(2.0) - math.log(0.1)) * (0.5 + 0.5 * smooth_field(height, width, cells=3)))
         attenuation = self.absorption + concentration * uniform(5.0, 20.0)
         transmitted = torch.exp(-2.0 * attenuation[:, None, None] * depth[None])
-        dark = torch.minimum(dark_object(values, valid), self.max_path)[:, None, None]
+        dark = capped_path_reflectance(values, valid, self.max_path)
         bottom = (values - dark).clamp(min=0.0) * uniform(0.5, 0.8)
         plume = (1.0 + 0.25 * smooth_field(height, width, cells=4))[None]  # sediment is never uniform
         water = dark + self.water_column(concentration)[:, None, None] * plume * self.scale + transmitted * bottom
