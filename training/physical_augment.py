@@ -1,7 +1,8 @@
 """The physical augmentation steps for water, composed in a fixed order.
 
 The steps themselves live in :mod:`training.water_augment` (water colour, clouds and shadows,
-illumination, haze, sensor) and :mod:`training.synthetic_water` / :mod:`training.synthetic_snow` (shallow water and snow put on land).
+illumination, haze, sensor) and :mod:`training.synthetic_water`, :mod:`training.synthetic_snow` and :mod:`training.synthetic_burn` (shallow
+water, snow and burn scars put on land).
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ import torch
 
 from ..core.errors import SatVisionError
 from .augment_settings import WaterAugmentSettings
+from .synthetic_burn import SyntheticBurnScar
 from .synthetic_snow import SyntheticSnow
 from .synthetic_water import SyntheticShallowWater
 from .water_augment import BaselineOffset, CloudAndShadow, Haze, SensorNoise, SunGain, WaterColour
 
 
 class PhysicalAugmentation:
-    """The physical steps in a fixed order: surface (shallow water and snow put on land, turbid, algae), clouds
+    """The physical steps in a fixed order: surface (shallow water, snow and burn scars put on land, turbid, algae), clouds
     and shadows, illumination, atmosphere. Called on ``(values, valid, label)`` tensors; returns ``(values, label)``.
     Sensor-side steps (:meth:`sensor`: baseline offset, noise) run after the radiometric jitter."""
 
     def __init__(self, settings: WaterAugmentSettings, bands: Sequence[str] | None, reflectance_scale: float) -> None:
-        needs_bands = any(p > 0 for p in (settings.synthetic_water_p, settings.snow_p, settings.turbid_p, settings.algae_p,
+        needs_bands = any(p > 0 for p in (settings.synthetic_water_p, settings.snow_p, settings.burn_scar_p, settings.turbid_p, settings.algae_p,
                                           settings.haze_p, settings.clouds_p))
         if needs_bands and not bands:
             raise SatVisionError("The physical augmentations need the model's band names: give them (--bands).")
@@ -32,6 +34,8 @@ class PhysicalAugmentation:
             self.surface.append(SyntheticShallowWater(bands, reflectance_scale, settings.synthetic_water_p))
         if settings.snow_p > 0:  # on the land the synthetic water left, never under water
             self.surface.append(SyntheticSnow(bands, reflectance_scale, settings.snow_p))
+        if settings.burn_scar_p > 0:  # likewise on land only
+            self.surface.append(SyntheticBurnScar(bands, reflectance_scale, settings.burn_scar_p))
         if settings.turbid_p > 0:
             self.surface.append(WaterColour(bands, reflectance_scale, settings.turbid_p, "sediment"))
         if settings.algae_p > 0:

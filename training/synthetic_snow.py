@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, capped_path_reflectance, uniform
+from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, capped_path_reflectance, patchy_share, uniform
 from .water_augment import band_ids, band_spectrum, smooth_field
 
 #: Fresh, fine-grained snow (reflectance; Warren 1982, Sentinel-2 snow pixels, rounded).
@@ -59,13 +59,6 @@ class SyntheticSnow:
         self.old = band_spectrum(OLD_SNOW, ids)
         self.max_path = band_spectrum(MAX_PATH_REFLECTANCE, ids) * self.scale
 
-    def snow_share(self, height: int, width: int) -> torch.Tensor:
-        """Per pixel the share covered by snow: a smooth field above a random cover level, soft-edged."""
-        field = smooth_field(height, width, cells=int(uniform(2, 7)))
-        level = torch.quantile(field.reshape(-1), 1.0 - uniform(0.25, 0.95))
-        edge = uniform(0.02, 0.2)
-        return ((field - level) / edge + 0.5).clamp(0.0, 1.0) * uniform(0.4, 1.0)
-
     def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not bool(torch.rand(()) < self.p):
             return values, label
@@ -73,7 +66,7 @@ class SyntheticSnow:
         if not bool(land.any()):
             return values, label
         height, width = values.shape[-2:]
-        share = self.snow_share(height, width) * land
+        share = patchy_share(height, width, cover=(0.25, 0.95), edge=(0.02, 0.2), density=(0.4, 1.0)) * land
         age = float(torch.rand(()))
         spectrum = self.fresh + (self.old - self.fresh) * age
         low = uniform(0.35, 0.8)

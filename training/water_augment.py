@@ -96,9 +96,9 @@ def band_ids(bands: Sequence[str]) -> list[str]:
     unknown = [band for band, band_id in zip(bands, ids) if band_id not in WAVELENGTH_UM]
     if unknown:
         raise SatVisionError(
-            f"The physical augmentations (synthetic water and snow, turbid water, algae, haze, clouds) need Sentinel-2 band names, but "
+            f"The physical augmentations (synthetic water, snow and burn scars, turbid water, algae, haze, clouds) need Sentinel-2 band names, but "
             f"{', '.join(unknown)} is none. Name the bands B1…B12/B8A (or blue, green, red, nir, swir16, swir22) "
-            "in --bands, or turn these augmentations off (--synthetic-water/--snow/--turbid/--algae/--haze/--clouds 0)."
+            "in --bands, or turn these augmentations off (--synthetic-water/--snow/--burn-scars/--turbid/--algae/--haze/--clouds 0)."
         )
     return ids
 

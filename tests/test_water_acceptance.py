@@ -1,0 +1,43 @@
+"""The burn-scar part of ``scripts/water_acceptance.py`` (issue 15): the ``wildfire_ca`` files carry the
+visible bands only as the 8-bit true-colour image, so the script recovers reflectance from it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+ROOT = Path(__file__).resolve().parents[1]
+WILDFIRE = ROOT.parent / "shared" / "data" / "s2_scenes" / "wildfire_ca"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("water_acceptance", ROOT / "scripts" / "water_acceptance.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.mark.skipif(not (WILDFIRE / "CODY_20240608_post_fire.tif").is_file(),
+                    reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
+def test_reflectance_from_the_true_colour_image_keeps_the_grid_and_the_real_bands(tmp_path):
+    script = load_script()
+    original = WILDFIRE / "CODY_20240608_post_fire.tif"
+    converted = script.reflectance_from_tci(original, tmp_path / "cody.tif")
+    with rasterio.open(original) as source, rasterio.open(converted) as result:
+        tci_red, tci_green, tci_blue, nir, swir2 = source.read()
+        assert result.descriptions == ("B2", "B3", "B4", "B8", "B12")
+        assert (result.crs, result.transform, result.shape) == (source.crs, source.transform, source.shape)
+        assert result.nodata == 0
+        blue, green, red, out_nir, out_swir2 = result.read()
+    np.testing.assert_allclose(red, tci_red * 2000 / 255, rtol=1e-6)  # TCI 255 = reflectance 0.2 (L2A)
+    np.testing.assert_allclose(blue, tci_blue * 2000 / 255, rtol=1e-6)
+    np.testing.assert_array_equal(out_nir, nir)
+    np.testing.assert_array_equal(out_swir2, swir2)
+    with rasterio.open(WILDFIRE / "CODY_20240608_burn_mask.tif") as source:
+        burnt = source.read(1) > 0
+    # the fresh scar: black in the visible (as dark as water) but its NIR stays above its green
+    assert np.median(green[burnt]) < 300 and np.median(out_nir[burnt]) > np.median(green[burnt])
