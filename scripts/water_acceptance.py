@@ -57,6 +57,8 @@ BURN_SCENES = {
 #: Sentinel-2 L2A true-colour images code surface reflectance 0-0.2 linearly as 1-255 (255: 0.2
 #: or brighter, 0: no data); ESA's product documentation, which Earth Engine's TCI_R/G/B bands copy.
 TCI_FULL_SCALE = 2000.0
+#: The bands of the reflectance copy :func:`reflectance_from_tci` writes.
+BURN_FILE_BANDS = ("B2", "B3", "B4", "B8", "B12")
 
 
 def water_dev(model: Path, output: Path) -> dict:
@@ -117,7 +119,7 @@ def reflectance_from_tci(image: Path, target: Path) -> Path:
     bands = [tci * TCI_FULL_SCALE / 255 for tci in (tci_blue, tci_green, tci_red)] + [nir, swir2]
     target.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(target, "w", **profile) as sink:
-        for index, (name, band) in enumerate(zip(("B2", "B3", "B4", "B8", "B12"), bands), start=1):
+        for index, (name, band) in enumerate(zip(BURN_FILE_BANDS, bands), start=1):
             sink.write(np.where(no_data, 0.0, band).astype(np.float32), index)
             sink.set_band_description(index, name)
     return target
@@ -126,7 +128,7 @@ def reflectance_from_tci(image: Path, target: Path) -> Path:
 def burn_scars(model: Path, output: Path) -> list[dict]:
     from satvision.models.modelfile import read_card
 
-    missing = sorted(set(read_card(model).bands) - {"B2", "B3", "B4", "B8", "B12"})
+    missing = sorted(set(read_card(model).bands) - set(BURN_FILE_BANDS))
     folder = SHARED / "s2_scenes" / "wildfire_ca"
     rows = []
     for name, truth in BURN_SCENES.items():
