@@ -31,12 +31,12 @@ Labels: unchanged (a burn scar is land). Water and ignored pixels are left alone
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 
-from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, capped_path_reflectance, patchy_share, uniform
-from .water_augment import band_ids, band_spectrum, smooth_field
+from .land_cover import LandCoverStep
+from .synthetic_water import uniform
 
 #: Black char, complete combustion (surface reflectance, rounded from the sources above).
 CHAR: Mapping[str, float] = {
@@ -50,33 +50,16 @@ ASH: Mapping[str, float] = {
 }
 
 
-class SyntheticBurnScar:
-    """Lay a burn scar on the land of a patch with probability ``p``; labels unchanged.
+class SyntheticBurnScar(LandCoverStep):
+    """Lay a burn scar on the land of a patch with probability ``p``; labels unchanged (see
+    :class:`~training.land_cover.LandCoverStep` and the module docstring for the physics)."""
 
-    Called on raw values (reflectance × ``reflectance_scale``), validity and label of one patch;
-    returns ``(values, label)``. See the module docstring for the physics.
-    """
+    end_members = (CHAR, ASH)
+    cover, edge, density = (0.15, 0.8), (0.005, 0.05), (0.6, 1.0)  # a sharp outline, unburnt islands
+    darkest_light = (0.35, 0.9)
 
-    def __init__(self, bands: Sequence[str], reflectance_scale: float, p: float) -> None:
-        ids = band_ids(bands)
-        self.p, self.scale = p, float(reflectance_scale)
-        self.char = band_spectrum(CHAR, ids)
-        self.ash = band_spectrum(ASH, ids)
-        self.max_path = band_spectrum(MAX_PATH_REFLECTANCE, ids) * self.scale
+    def mix(self) -> float:
+        return float(torch.rand(())) ** 2  # most fresh scars are mostly char
 
-    def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not bool(torch.rand(()) < self.p):
-            return values, label
-        land = valid & (label == LAND)
-        if not bool(land.any()):
-            return values, label
-        height, width = values.shape[-2:]
-        share = patchy_share(height, width, cover=(0.15, 0.8), edge=(0.005, 0.05), density=(0.6, 1.0)) * land
-        ash = float(torch.rand(())) ** 2  # most fresh scars are mostly char
-        spectrum = self.char + (self.ash - self.char) * ash
-        low = uniform(0.35, 0.9)
-        illumination = low + (1.0 - low) * (0.5 + 0.5 * smooth_field(height, width, cells=4))
-        dark = capped_path_reflectance(values, valid, self.max_path) * uniform(0.0, 1.0)
-        scar = dark + spectrum[:, None, None] * illumination[None] * self.scale
-        mixed = share[None] * scar + (1.0 - share[None]) * values
-        return torch.where(valid[None], mixed.clamp(min=0.0), values), label
+    def path_share(self) -> float:
+        return uniform(0.0, 1.0)  # from L2A (no path) to the full L1C path: see the module docstring

@@ -26,12 +26,9 @@ is not simulated (whether frozen water is "water" is a labelling choice the data
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
-import torch
-
-from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, capped_path_reflectance, patchy_share, uniform
-from .water_augment import band_ids, band_spectrum, smooth_field
+from .land_cover import LandCoverStep
 
 #: Fresh, fine-grained snow (reflectance; Warren 1982, Sentinel-2 snow pixels, rounded).
 FRESH_SNOW: Mapping[str, float] = {
@@ -45,33 +42,10 @@ OLD_SNOW: Mapping[str, float] = {
 }
 
 
-class SyntheticSnow:
-    """Lay snow on the land of a patch with probability ``p``; labels unchanged.
+class SyntheticSnow(LandCoverStep):
+    """Lay snow on the land of a patch with probability ``p``; labels unchanged (see
+    :class:`~training.land_cover.LandCoverStep` and the module docstring for the physics)."""
 
-    Called on raw values (reflectance × ``reflectance_scale``), validity and label of one patch;
-    returns ``(values, label)``. See the module docstring for the physics.
-    """
-
-    def __init__(self, bands: Sequence[str], reflectance_scale: float, p: float) -> None:
-        ids = band_ids(bands)
-        self.p, self.scale = p, float(reflectance_scale)
-        self.fresh = band_spectrum(FRESH_SNOW, ids)
-        self.old = band_spectrum(OLD_SNOW, ids)
-        self.max_path = band_spectrum(MAX_PATH_REFLECTANCE, ids) * self.scale
-
-    def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not bool(torch.rand(()) < self.p):
-            return values, label
-        land = valid & (label == LAND)
-        if not bool(land.any()):
-            return values, label
-        height, width = values.shape[-2:]
-        share = patchy_share(height, width, cover=(0.25, 0.95), edge=(0.02, 0.2), density=(0.4, 1.0)) * land
-        age = float(torch.rand(()))
-        spectrum = self.fresh + (self.old - self.fresh) * age
-        low = uniform(0.35, 0.8)
-        illumination = low + (1.0 - low) * (0.5 + 0.5 * smooth_field(height, width, cells=4))
-        dark = capped_path_reflectance(values, valid, self.max_path)
-        snow = dark + spectrum[:, None, None] * illumination[None] * self.scale
-        mixed = share[None] * snow + (1.0 - share[None]) * values
-        return torch.where(valid[None], mixed.clamp(min=0.0), values), label
+    end_members = (FRESH_SNOW, OLD_SNOW)  # by a random age
+    cover, edge, density = (0.25, 0.95), (0.02, 0.2), (0.4, 1.0)
+    darkest_light = (0.35, 0.8)

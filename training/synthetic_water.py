@@ -78,18 +78,6 @@ def capped_path_reflectance(values: torch.Tensor, valid: torch.Tensor, max_path:
     return torch.minimum(dark_object(values, valid), max_path)[:, None, None]
 
 
-def patchy_share(height: int, width: int, cover: tuple[float, float], edge: tuple[float, float],
-                 density: tuple[float, float]) -> torch.Tensor:
-    """Per pixel the share of a patch a land cover (snow, a burn scar) takes: a smooth random field
-    above the level that leaves a share drawn from ``cover`` of the patch covered, soft-edged over a
-    width drawn from ``edge`` (in field units), times a density drawn from ``density`` (partial
-    cover: forest under snow, unburnt plants in a scar)."""
-    field = smooth_field(height, width, cells=int(uniform(2, 7)))
-    level = torch.quantile(field.reshape(-1), 1.0 - uniform(*cover))
-    width_of_edge = uniform(*edge)
-    return ((field - level) / width_of_edge + 0.5).clamp(0.0, 1.0) * uniform(*density)
-
-
 def _pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows and columns (in pixels) of the sub-pixel sample centres, ``SUPERSAMPLE``× per axis."""
     rows = (torch.arange(height * SUPERSAMPLE, dtype=torch.float32) + 0.5) / SUPERSAMPLE
