@@ -60,8 +60,8 @@ MODEL_OPTIONS = ("encoder", "encoder_depth", "encoder_weights", "decoder_channel
 PATCH_OPTIONS = ("patch_size", "patches_per_epoch", "min_water", "max_water", "unfiltered_patches", "patch_weighting", "split",
                  "max_validation_tiles", "cache_mb")
 AUGMENT_OPTIONS = ("flips", "elastic_p", "jitter_p", "gain", "offset", "simulate_l2a_p")
-WATER_AUGMENT_OPTIONS = ("synthetic_water_p", "snow_p", "burn_scar_p", "turbid_p", "algae_p", "clouds_p", "sun_gain_p", "haze_p", "baseline_offset_p",
-                         "noise_sigma")
+WATER_AUGMENT_OPTIONS = ("synthetic_water_p", "snow_p", "burn_scar_p", "terrain_shading_p", "turbid_p", "algae_p", "clouds_p",
+                         "sun_gain_p", "haze_p", "baseline_offset_p", "noise_sigma")
 SCHEDULE_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs", "restart_epochs")
 LOSS_OPTIONS = ("loss", "aux_weight", "cgm_weight")
 STOPPING_OPTIONS = ("freeze_encoder_epochs", "early_stopping_patience", "monitor", "grad_clip", "ema_decay", "seed")

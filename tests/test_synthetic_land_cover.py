@@ -1,4 +1,4 @@
-"""What the land-cover steps (synthetic snow, synthetic burn scars; issue 15) share: they change only
+"""What the land steps (synthetic snow, synthetic burn scars, terrain shading; issue 15) share: they change only
 land with data, never water or nodata, keep every label, give 4-band models the same physics on their
 bands, are off by default and reach training through the patch augmentation and the command line."""
 
@@ -14,8 +14,10 @@ from satvision.training.augment import PatchAugmentation
 from satvision.training.augment_settings import AugmentSettings, WaterAugmentSettings
 from satvision.training.synthetic_burn import SyntheticBurnScar
 from satvision.training.synthetic_snow import SyntheticSnow
+from satvision.training.terrain_shading import TerrainShading
 
-STEPS = {"snow": (SyntheticSnow, "snow_p", "--snow"), "burn_scars": (SyntheticBurnScar, "burn_scar_p", "--burn-scars")}
+STEPS = {"snow": (SyntheticSnow, "snow_p", "--snow"), "burn_scars": (SyntheticBurnScar, "burn_scar_p", "--burn-scars"),
+         "terrain_shading": (TerrainShading, "terrain_shading_p", "--terrain-shading")}
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,11 @@ class WaterAugmentSettings:
                                 label="Synthetic burn scar probability",
                                 help="probability of laying a burn scar (black char to grey ash, sunlit to shaded) on a "
                                      "patch's land, labelled land: teaches that dark land whose NIR exceeds its green is not water")
+    terrain_shading_p: float = option(0.0, flag="--terrain-shading", metavar="P", minimum=0.0, maximum=1.0,
+                                      label="Terrain shading probability",
+                                      help="probability of shading a patch's land by a random relief under a random sun (slopes "
+                                           "in shade darker, path radiance kept), labels kept: teaches that shaded slopes, "
+                                           "green near NIR at L1C, are not water")
     turbid_p: float = option(0.0, flag="--turbid", metavar="P", minimum=0.0, maximum=1.0, label="Turbid water probability",
                              help="probability of turning a patch's water turbid (sediment-laden), label kept")
     algae_p: float = option(0.0, flag="--algae", metavar="P", minimum=0.0, maximum=1.0, label="Algae bloom probability",
@@ -49,7 +54,7 @@ class WaterAugmentSettings:
                                 help="Gaussian noise per pixel, sigma drawn per patch up to SIGMA reflectance, e.g. 0.005")
 
     #: The per-patch probabilities, one per physical step.
-    PROBABILITIES = ("synthetic_water_p", "snow_p", "burn_scar_p", "turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p",
+    PROBABILITIES = ("synthetic_water_p", "snow_p", "burn_scar_p", "terrain_shading_p", "turbid_p", "algae_p", "haze_p", "sun_gain_p", "clouds_p",
                      "baseline_offset_p")
 
     def __post_init__(self) -> None:

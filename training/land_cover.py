@@ -13,8 +13,8 @@ from typing import ClassVar, Mapping, Sequence
 
 import torch
 
-from .synthetic_water import LAND, MAX_PATH_REFLECTANCE, capped_path_reflectance, uniform
-from .water_augment import band_ids, band_spectrum, smooth_field
+from .synthetic_water import LAND, uniform
+from .water_augment import MAX_PATH_REFLECTANCE, band_ids, band_spectrum, capped_path_reflectance, smooth_field
 
 
 def patchy_share(height: int, width: int, cover: tuple[float, float], edge: tuple[float, float],

@@ -1,8 +1,9 @@
 """The physical augmentation steps for water, composed in a fixed order.
 
 The steps themselves live in :mod:`training.water_augment` (water colour, clouds and shadows,
-illumination, haze, sensor) and :mod:`training.synthetic_water`, :mod:`training.synthetic_snow` and :mod:`training.synthetic_burn` (shallow
-water, snow and burn scars put on land).
+illumination, haze, sensor), :mod:`training.synthetic_water`, :mod:`training.synthetic_snow` and
+:mod:`training.synthetic_burn` (shallow water, snow and burn scars put on land) and
+:mod:`training.terrain_shading` (relief shading on land).
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from .augment_settings import WaterAugmentSettings
 from .synthetic_burn import SyntheticBurnScar
 from .synthetic_snow import SyntheticSnow
 from .synthetic_water import SyntheticShallowWater
+from .terrain_shading import TerrainShading
 from .water_augment import BaselineOffset, CloudAndShadow, Haze, SensorNoise, SunGain, WaterColour
 
 
 class PhysicalAugmentation:
-    """The physical steps in a fixed order: surface (shallow water, snow and burn scars put on land, turbid, algae), clouds
+    """The physical steps in a fixed order: surface (shallow water, snow and burn scars put on land, terrain shading,
+    turbid, algae), clouds
     and shadows, illumination, atmosphere. Called on ``(values, valid, label)`` tensors; returns ``(values, label)``.
     Sensor-side steps (:meth:`sensor`: baseline offset, noise) run after the radiometric jitter."""
 
     def __init__(self, settings: WaterAugmentSettings, bands: Sequence[str] | None, reflectance_scale: float) -> None:
-        needs_bands = any(p > 0 for p in (settings.synthetic_water_p, settings.snow_p, settings.burn_scar_p, settings.turbid_p, settings.algae_p,
-                                          settings.haze_p, settings.clouds_p))
+        needs_bands = any(getattr(settings, name) > 0 for name in settings.PROBABILITIES if name not in ("sun_gain_p", "baseline_offset_p"))
         if needs_bands and not bands:
             raise SatVisionError("The physical augmentations need the model's band names: give them (--bands).")
         self.surface: list = []
@@ -36,6 +38,8 @@ class PhysicalAugmentation:
             self.surface.append(SyntheticSnow(bands, reflectance_scale, settings.snow_p))
         if settings.burn_scar_p > 0:  # likewise on land only
             self.surface.append(SyntheticBurnScar(bands, reflectance_scale, settings.burn_scar_p))
+        if settings.terrain_shading_p > 0:  # after the land covers, so snow and scars lie on slopes too
+            self.surface.append(TerrainShading(bands, reflectance_scale, settings.terrain_shading_p))
         if settings.turbid_p > 0:
             self.surface.append(WaterColour(bands, reflectance_scale, settings.turbid_p, "sediment"))
         if settings.algae_p > 0:

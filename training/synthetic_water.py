@@ -21,7 +21,7 @@ Physics, per band (reflectance; the patch's own pixels give the land and the bot
 - **Mixed pixels**: the shapes are drawn at 4× resolution and averaged, so a 10 m pixel holds a
   water share ``α``; its value is ``α·water + (1−α)·land`` (linear mixing of areas). The
   path radiance of the patch stays on top: its dark-object value (~0 on L2A), capped per band by
-  :data:`MAX_PATH_REFLECTANCE` (on a land-only patch the darkest pixel is soil, not the path).
+  :data:`~training.water_augment.MAX_PATH_REFLECTANCE` (on a land-only patch the darkest pixel is soil, not the path).
 
 Shapes: a meandering **channel** 0.6–5 px wide across the patch (rivers, canals, ditches);
 **flooded parcels** (a rotated grid of fields 6–20 px, the ones on low ground, a smooth field,
@@ -41,7 +41,16 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .water_augment import IGNORE, SEDIMENT_HIGH, SEDIMENT_MODERATE, band_ids, band_spectrum, dark_object, smooth_field
+from .water_augment import (
+    IGNORE,
+    MAX_PATH_REFLECTANCE,
+    SEDIMENT_HIGH,
+    SEDIMENT_MODERATE,
+    band_ids,
+    band_spectrum,
+    capped_path_reflectance,
+    smooth_field,
+)
 
 LAND = 0
 WATER = 1
@@ -57,25 +66,12 @@ PURE_WATER_ABSORPTION: Mapping[str, float] = {
     "B1": 0.007, "B2": 0.015, "B3": 0.064, "B4": 0.41, "B5": 0.7, "B6": 2.6, "B7": 2.4, "B8": 2.9,
     "B8A": 4.6, "B9": 40.0, "B10": 900.0, "B11": 620.0, "B12": 3100.0,
 }
-#: The most path reflectance an L1C patch carries per band (clear to hazy air; Rayleigh and aerosol
-#: scattering fall with wavelength). The darkest pixel of a patch estimates its path radiance only
-#: where the patch has dark water; on a land-only patch it is the darkest soil, so it is capped here.
-MAX_PATH_REFLECTANCE: Mapping[str, float] = {
-    "B1": 0.12, "B2": 0.09, "B3": 0.06, "B4": 0.045, "B5": 0.04, "B6": 0.035, "B7": 0.03, "B8": 0.03,
-    "B8A": 0.025, "B9": 0.02, "B10": 0.0, "B11": 0.01, "B12": 0.005,
-}
 SHAPES = ("channel", "parcels", "ponds")
 
 
 def uniform(low: float, high: float) -> float:
     """One draw from U(low, high) by torch's generator (seeded per item by the dataset)."""
     return low + (high - low) * float(torch.rand(()))
-
-
-def capped_path_reflectance(values: torch.Tensor, valid: torch.Tensor, max_path: torch.Tensor) -> torch.Tensor:
-    """The patch's path radiance per band, ``(bands, 1, 1)``: its dark-object value capped by ``max_path``
-    (on a land-only patch the darkest pixel is soil, not the path; see :data:`MAX_PATH_REFLECTANCE`)."""
-    return torch.minimum(dark_object(values, valid), max_path)[:, None, None]
 
 
 def _pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,8 +26,11 @@ Spectra (reflectance, per Sentinel-2 band; rounded, representative values, not f
   brightness), lower in SWIR (water/ice absorption; B11 ~0.2–0.45, B12 ~0.15–0.3), as the cloud
   tests of Fmask (Zhu & Woodcock 2012) and :mod:`training.water_label_builder` expect.
 - **Shadow**: the direct beam is blocked, diffuse sky light remains, and sky light is bluish:
-  a band keeps ``diffuse + (1 - diffuse) * (1 - depth)`` of its value with the diffuse share
-  :data:`SHADOW_DIFFUSE` falling from 0.3 (blue) to 0.05 (SWIR).
+  a band keeps ``diffuse + (1 - diffuse) * (1 - depth)`` of its surface signal with the diffuse
+  share :data:`SHADOW_DIFFUSE` falling from 0.3 (blue) to 0.05 (SWIR). The path radiance (the
+  patch's dark object capped by :data:`MAX_PATH_REFLECTANCE`) is scattered above the shadow and
+  stays whole: at L1C a shadow keeps its blue and green haze while its NIR drops, which is what
+  makes shadows look like water.
 
 Labels: water colour changes keep the water label (still water). Under a thick cloud (opacity
 >= ``thick``) the label becomes 255 (ignore: what lies under it cannot be seen), never land;
@@ -78,6 +81,13 @@ ALGAE: Mapping[str, float] = {
     "B1": 0.02, "B2": 0.03, "B3": 0.07, "B4": 0.04, "B5": 0.07, "B6": 0.06, "B7": 0.055, "B8": 0.05,
     "B8A": 0.045, "B9": 0.015, "B10": 0.0, "B11": 0.008, "B12": 0.004,
 }
+#: The most path reflectance an L1C patch carries per band (clear to hazy air; Rayleigh and aerosol
+#: scattering fall with wavelength). The darkest pixel of a patch estimates its path radiance only
+#: where the patch has dark water; on a land-only patch it is the darkest soil, so it is capped here.
+MAX_PATH_REFLECTANCE: Mapping[str, float] = {
+    "B1": 0.12, "B2": 0.09, "B3": 0.06, "B4": 0.045, "B5": 0.04, "B6": 0.035, "B7": 0.03, "B8": 0.03,
+    "B8A": 0.025, "B9": 0.02, "B10": 0.0, "B11": 0.01, "B12": 0.005,
+}
 #: A thick cloud at brightness 1 (scaled per cloud by a random brightness).
 CLOUD: Mapping[str, float] = {
     "B1": 0.5, "B2": 0.5, "B3": 0.5, "B4": 0.5, "B5": 0.5, "B6": 0.5, "B7": 0.5, "B8": 0.5,
@@ -96,9 +106,10 @@ def band_ids(bands: Sequence[str]) -> list[str]:
     unknown = [band for band, band_id in zip(bands, ids) if band_id not in WAVELENGTH_UM]
     if unknown:
         raise SatVisionError(
-            f"The physical augmentations (synthetic water, snow and burn scars, turbid water, algae, haze, clouds) need Sentinel-2 band names, but "
-            f"{', '.join(unknown)} is none. Name the bands B1…B12/B8A (or blue, green, red, nir, swir16, swir22) "
-            "in --bands, or turn these augmentations off (--synthetic-water/--snow/--burn-scars/--turbid/--algae/--haze/--clouds 0)."
+            "The physical augmentations (synthetic water, snow and burn scars, terrain shading, turbid water, algae, haze, "
+            f"clouds) need Sentinel-2 band names, but {', '.join(unknown)} is none. Name the bands B1…B12/B8A (or blue, green, "
+            "red, nir, swir16, swir22) in --bands, or turn these augmentations off "
+            "(--synthetic-water/--snow/--burn-scars/--terrain-shading/--turbid/--algae/--haze/--clouds 0)."
         )
     return ids
 
@@ -123,6 +134,12 @@ def dark_object(values: torch.Tensor, valid: torch.Tensor, percentile: float = 1
         return torch.zeros(values.shape[0])
     rank = min(pixels.shape[1], max(1, round(pixels.shape[1] * percentile / 100.0)))
     return torch.kthvalue(pixels, rank, dim=1).values
+
+
+def capped_path_reflectance(values: torch.Tensor, valid: torch.Tensor, max_path: torch.Tensor) -> torch.Tensor:
+    """The patch's path radiance per band, ``(bands, 1, 1)``: its dark-object value capped by ``max_path``
+    (on a land-only patch the darkest pixel is soil, not the path; see :data:`MAX_PATH_REFLECTANCE`)."""
+    return torch.minimum(dark_object(values, valid), max_path)[:, None, None]
 
 
 class WaterColour:
@@ -169,8 +186,9 @@ class CloudAndShadow:
 
     Opacity: a Gaussian envelope of random centre and radius (8–35 % of the patch) roughened by a
     smooth field, ramped to [0, peak] with peak in [0.3, 1] (thin to thick). The shadow is the
-    same blob moved 8–40 % of the patch in a random direction, darkening each band by a random
-    depth (0.4–0.8 of the direct light) less the diffuse share :data:`SHADOW_DIFFUSE`; a thin
+    same blob moved 8–40 % of the patch in a random direction, darkening each band's surface signal
+    (the path radiance stays) by a random depth (0.4–0.8 of the direct light) less the diffuse share
+    :data:`SHADOW_DIFFUSE`; a thin
     cloud casts a fainter shadow (full depth from opacity ``thick`` on). Labels:
     255 where opacity >= ``thick``; unchanged elsewhere (shadow keeps water and land).
     """
@@ -180,6 +198,7 @@ class CloudAndShadow:
         self.p, self.thick = p, thick
         self.cloud = band_spectrum(CLOUD, ids, reflectance_scale)
         self.diffuse = band_spectrum(SHADOW_DIFFUSE, ids)
+        self.max_path = band_spectrum(MAX_PATH_REFLECTANCE, ids, reflectance_scale)
 
     def opacity(self, height: int, width: int) -> torch.Tensor:
         centre_y, centre_x = float(torch.rand(())) * height, float(torch.rand(())) * width
@@ -204,7 +223,8 @@ class CloudAndShadow:
         shift = (round(distance * math.sin(angle)), round(distance * math.cos(angle)))
         shadow = _shifted(alpha, *shift)
         kept = 1.0 - depth * (1.0 - self.diffuse)[:, None, None] * (shadow / self.thick).clamp(max=1.0)[None]
-        out = values * kept
+        path = capped_path_reflectance(values, valid, self.max_path)  # scattered above the shadow: it stays
+        out = path + (values - path).clamp(min=0.0) * kept
         out = out * (1.0 - alpha[None]) + (self.cloud * brightness)[:, None, None] * alpha[None]
         out = torch.where(valid[None], out, values)
         label = torch.where(valid & (alpha >= self.thick), torch.full_like(label, IGNORE), label)
