@@ -7,7 +7,7 @@
    segmentation``, which this calls).
 2. L1C/L2A agreement: each ``s2_scenes/terramind`` place as L1C and as L2A, the original files
    (13 and 12 bands, some with the +1000 offset of processing baseline >= 04.00) run through
-   :func:`segment_water`; the IoU of the two water masks.
+   :func:`segment_water`; the IoU of the two water masks, and a picture of where they differ.
 3. Traps: the water share the model calls on scenes whose truth is known by eye (snow, a dark
    boreal lake, land-only scenes), from the original BigEarthNet files; and a picture per
    scene (true colour | model mask) in ``--output``.
@@ -92,9 +92,11 @@ def pair_agreement(model: Path, output: Path) -> list[dict]:
         l2a = water_mask(model, SHARED / "s2_scenes" / "terramind" / f"{place}_S2L2A.tif", output / "terramind")
         valid = (l1c != 255) & (l2a != 255)
         both, either = ((l1c == 1) & (l2a == 1) & valid).sum(), (((l1c == 1) | (l2a == 1)) & valid).sum()
+        iou = float(both / either) if either else None
         rows.append({"place": place, "l1c_water": float((l1c[valid] == 1).mean()), "l2a_water": float((l2a[valid] == 1).mean()),
-                     "iou": float(both / either) if either else None,
-                     "agreement": float(((l1c == l2a) & valid).sum() / valid.sum())})
+                     "iou": iou, "agreement": float(((l1c == l2a) & valid).sum() / valid.sum())})
+        agreement_picture(SHARED / "s2_scenes" / "terramind" / f"{place}_S2L2A.tif", l1c, l2a, output / "terramind" / f"{place}.png",
+                          f"{place}: water mask IoU L1C/L2A " + ("n/a (no water)" if iou is None else f"{iou:.3f}"))
     return rows
 
 
@@ -167,6 +169,17 @@ def throughput(model: Path, output: Path) -> dict:
     return {"megapixels": pixels / 1e6, "seconds": seconds, "mpx_per_s": pixels / 1e6 / seconds}
 
 
+def true_colour(image: Path) -> np.ndarray:
+    """B4, B3, B2 of ``image`` (by band description), stretched to its 99th percentile, (rows, columns, 3) in [0, 1]."""
+    from satvision.core.bands import match_bands
+    from satvision.core.raster import band_descriptions
+
+    with rasterio.open(image) as source:
+        indexes = match_bands(["B4", "B3", "B2"], band_descriptions(source))
+        rgb = np.stack([source.read(index).astype(np.float32) for index in indexes], axis=-1)
+    return np.clip(rgb / np.percentile(rgb, 99), 0, 1)
+
+
 def picture(image: Path, mask: np.ndarray, path: Path, title: str, outline: np.ndarray | None = None) -> None:
     """True colour | model water, side by side; ``outline`` (a boolean mask on the same grid, e.g. a
     burn perimeter) drawn in red on both."""
@@ -174,21 +187,46 @@ def picture(image: Path, mask: np.ndarray, path: Path, title: str, outline: np.n
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from satvision.core.bands import match_bands
-    from satvision.core.raster import band_descriptions
-
-    with rasterio.open(image) as source:
-        indexes = match_bands(["B4", "B3", "B2"], band_descriptions(source))
-        rgb = np.stack([source.read(index).astype(np.float32) for index in indexes], axis=-1)
-    rgb = np.clip(rgb / np.percentile(rgb, 99), 0, 1)
     figure, axes = plt.subplots(1, 2, figsize=(8, 4.3))
-    axes[0].imshow(rgb)
+    axes[0].imshow(true_colour(image))
     axes[1].imshow(np.where(mask == 255, np.nan, mask), cmap="Blues", vmin=0, vmax=1)
     for axis, label in zip(axes, ("true colour", "model water")):
         axis.set_title(label)
         axis.axis("off")
         if outline is not None:
             axis.contour(outline.astype(np.uint8), levels=[0.5], colors="red", linewidths=0.8)
+    figure.suptitle(title, fontsize=9)
+    figure.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(figure)
+
+
+#: What :func:`agreement_classes` gives each pixel (its index here) and the colour the picture shows it in.
+AGREEMENT_KINDS = (("neither", "#ece3cc"), ("both", "#1f77b4"), ("L1C only", "#d62728"), ("L2A only", "#ff9f0e"), ("no data", "#999999"))
+
+
+def agreement_classes(l1c: np.ndarray, l2a: np.ndarray) -> np.ndarray:
+    """Per pixel the index in :data:`AGREEMENT_KINDS` of what the L1C and L2A water masks (1 water, 255 no data) say."""
+    return np.select([(l1c == 255) | (l2a == 255), (l1c == 1) & (l2a == 1), l1c == 1, l2a == 1], [4, 1, 2, 3], default=0)
+
+
+def agreement_picture(image: Path, l1c: np.ndarray, l2a: np.ndarray, path: Path, title: str) -> None:
+    """True colour of the L2A | where the two masks call water: both (blue), the L1C only (red), the L2A only (orange)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    kinds = AGREEMENT_KINDS
+    where = agreement_classes(l1c, l2a)
+    figure, axes = plt.subplots(1, 2, figsize=(8, 4.3))
+    axes[0].imshow(true_colour(image))
+    axes[1].imshow(where, cmap=ListedColormap([colour for _, colour in kinds]), vmin=-0.5, vmax=len(kinds) - 0.5, interpolation="nearest")
+    for axis, label in zip(axes, ("true colour (L2A)", "water called")):
+        axis.set_title(label)
+        axis.axis("off")
+    figure.legend(handles=[Patch(color=colour, label=name) for name, colour in kinds[1:4]], loc="upper center",
+                  bbox_to_anchor=(0.5, 0.1), ncol=3, fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(figure)

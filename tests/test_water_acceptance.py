@@ -41,3 +41,32 @@ def test_reflectance_from_the_true_colour_image_keeps_the_grid_and_the_real_band
         burnt = source.read(1) > 0
     # the fresh scar: black in the visible (as dark as water) but its NIR stays above its green
     assert np.median(green[burnt]) < 300 and np.median(out_nir[burnt]) > np.median(green[burnt])
+
+
+TERRAMIND = ROOT.parent / "shared" / "data" / "s2_scenes" / "terramind"
+
+
+@pytest.mark.skipif(not (TERRAMIND / "433D_629L_3_1_S2L2A.tif").is_file(),
+                    reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
+def test_the_l1c_l2a_picture_shows_where_the_two_masks_differ(tmp_path):
+    from PIL import Image
+
+    script = load_script()
+    image = TERRAMIND / "433D_629L_3_1_S2L2A.tif"
+    with rasterio.open(image) as source:
+        shape = source.shape
+    l1c, l2a = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    l1c[:, :80] = l2a[:, :80] = 1  # both call water
+    l1c[:, 80:150] = 1  # the L1C only
+    l2a[:, 150:] = 1  # the L2A only
+    l1c[0, :] = 255  # no data in the L1C
+    kinds = [name for name, _ in script.AGREEMENT_KINDS]
+    classes = script.agreement_classes(l1c, l2a)
+    assert (classes[1:, :80] == kinds.index("both")).all() and (classes[1:, 80:150] == kinds.index("L1C only")).all()
+    assert (classes[1:, 150:] == kinds.index("L2A only")).all() and (classes[0] == kinds.index("no data")).all()
+    l2a[1:, 150:] = 0
+    assert (script.agreement_classes(l1c, l2a)[1:, 150:] == kinds.index("neither")).all()
+    l2a[1:, 150:] = 1
+    script.agreement_picture(image, l1c, l2a, tmp_path / "pair.png", "433D")
+    colours = {tuple(pixel) for pixel in np.asarray(Image.open(tmp_path / "pair.png").convert("RGB")).reshape(-1, 3)}
+    assert {(0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28), (0xFF, 0x9F, 0x0E)} <= colours
