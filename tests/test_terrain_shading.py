@@ -24,6 +24,12 @@ def plane_rising_east(slope_deg: float, size: int = 16) -> torch.Tensor:
     return columns * math.tan(math.radians(slope_deg))
 
 
+def path_radiance(values: np.ndarray) -> np.ndarray:
+    """Per band the path radiance the steps keep on an L1C patch: its dark object, capped."""
+    valid = torch.ones(values.shape[1:], dtype=torch.bool)
+    return capped_path_reflectance(torch.from_numpy(values), valid, band_spectrum(MAX_PATH_REFLECTANCE, SIX, SCALE))[:, 0, 0].numpy()
+
+
 def test_flat_ground_gets_the_light_it_had():
     assert torch.allclose(direct_light(torch.zeros(8, 8), zenith_deg=60.0, azimuth_deg=123.0), torch.ones(8, 8))
 
@@ -55,8 +61,7 @@ def test_the_relief_reaches_the_slope_asked_for(steepest):
 
 def test_shade_on_real_l1c_land_keeps_the_path_radiance_and_moves_towards_water():
     values, label = read_land_crop()  # top-of-atmosphere: the path radiance is in every pixel
-    path = capped_path_reflectance(torch.from_numpy(values), torch.ones(label.shape, dtype=torch.bool),
-                                   band_spectrum(MAX_PATH_REFLECTANCE, SIX, SCALE))[:, 0, 0].numpy()
+    path = path_radiance(values)
     step = TerrainShading(SIX, SCALE, p=1.0, path_share=(1.0, 1.0))  # the patch is known to be L1C
     nir_diffuse = float(band_spectrum(SHADOW_DIFFUSE, ["B8"])[0])
     deep_light = nir_diffuse + (1.0 - nir_diffuse) * DEEP_SHADE  # the NIR light share below which land is ignored
@@ -89,8 +94,7 @@ def test_whatever_the_level_a_band_keeps_at_least_its_diffuse_light():
 
 def test_cloud_shadows_keep_the_path_radiance_too():
     values, label = read_land_crop()
-    valid = torch.ones(label.shape, dtype=torch.bool)
-    path = capped_path_reflectance(torch.from_numpy(values), valid, band_spectrum(MAX_PATH_REFLECTANCE, SIX, SCALE))[:, 0, 0].numpy()
+    path = path_radiance(values)
     step = CloudAndShadow(SIX, SCALE, p=1.0, thick=0.5)
     shadowed = 0
     for seed in range(8):

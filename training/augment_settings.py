@@ -31,8 +31,8 @@ class WaterAugmentSettings:
     terrain_shading_p: float = option(0.0, flag="--terrain-shading", metavar="P", minimum=0.0, maximum=1.0,
                                       label="Terrain shading probability",
                                       help="probability of shading a patch's land by a random relief under a random sun (slopes "
-                                           "in shade darker, path radiance kept), labels kept: teaches that shaded slopes, "
-                                           "green near NIR at L1C, are not water")
+                                           "in shade darker, path radiance kept), land labels kept but deep shade ignored: "
+                                           "teaches that shaded slopes, green near NIR at L1C, are not water")
     turbid_p: float = option(0.0, flag="--turbid", metavar="P", minimum=0.0, maximum=1.0, label="Turbid water probability",
                              help="probability of turning a patch's water turbid (sediment-laden), label kept")
     algae_p: float = option(0.0, flag="--algae", metavar="P", minimum=0.0, maximum=1.0, label="Algae bloom probability",

@@ -20,15 +20,17 @@ from .synthetic_water import SyntheticShallowWater
 from .terrain_shading import TerrainShading
 from .water_augment import BaselineOffset, CloudAndShadow, Haze, SensorNoise, SunGain, WaterColour
 
+#: The steps that act on every band alike, so need no band names.
+BAND_FREE_STEPS = ("sun_gain_p", "baseline_offset_p")
+
 
 class PhysicalAugmentation:
     """The physical steps in a fixed order: surface (shallow water, snow and burn scars put on land, terrain shading,
-    turbid, algae), clouds
-    and shadows, illumination, atmosphere. Called on ``(values, valid, label)`` tensors; returns ``(values, label)``.
+    turbid, algae), clouds and shadows, illumination, atmosphere. Called on ``(values, valid, label)`` tensors; returns ``(values, label)``.
     Sensor-side steps (:meth:`sensor`: baseline offset, noise) run after the radiometric jitter."""
 
     def __init__(self, settings: WaterAugmentSettings, bands: Sequence[str] | None, reflectance_scale: float) -> None:
-        needs_bands = any(getattr(settings, name) > 0 for name in settings.PROBABILITIES if name not in ("sun_gain_p", "baseline_offset_p"))
+        needs_bands = any(getattr(settings, name) > 0 for name in settings.PROBABILITIES if name not in BAND_FREE_STEPS)
         if needs_bands and not bands:
             raise SatVisionError("The physical augmentations need the model's band names: give them (--bands).")
         self.surface: list = []

@@ -1,4 +1,4 @@
-"""Terrain shading on land: slopes turned from the sun darker, slopes facing it brighter; labels kept.
+"""Terrain shading on land: slopes turned from the sun darker, slopes facing it brighter; deep shade ignored.
 
 Why: at L1C (top of atmosphere) a slope in shade keeps the path radiance, which is strong in blue
 and green, while its surface signal, strong in the near infrared, drops: green comes near or above
@@ -32,8 +32,9 @@ Land only (label 0 with data): water lies flat. Water and ignored pixels are lef
 Labels: shaded land stays land, except in deep shade (less than :data:`DEEP_SHADE` of the direct
 light of flat ground), which becomes 255 (ignore). There diffuse sky light alone lights the land:
 dark in every band, green at or above NIR at L1C and SWIR near zero, it has water's spectrum, and
-calling it land teaches a model to drop dark water (a model trained with a first version that did lost 637U's
-ponds and a quarter of the USA chip's water). Undecidable is ignored, never land.
+calling it land teaches a model to drop dark water (a model trained with a first version that did
+fell from 0.705 to 0.561 water IoU on the flooded fields of the USA ``water_dev`` chip). Undecidable
+is ignored, never land.
 """
 
 from __future__ import annotations
@@ -44,7 +45,16 @@ from typing import Sequence
 import torch
 
 from .synthetic_water import LAND, uniform
-from .water_augment import IGNORE, MAX_PATH_REFLECTANCE, SHADOW_DIFFUSE, band_ids, band_spectrum, capped_path_reflectance, smooth_field
+from .water_augment import (
+    IGNORE,
+    MAX_PATH_REFLECTANCE,
+    SHADOW_DIFFUSE,
+    band_ids,
+    band_spectrum,
+    capped_path_reflectance,
+    shade_under_path,
+    smooth_field,
+)
 
 #: Steepest slope drawn per patch (degrees, 95th percentile of the relief's slopes).
 SLOPE_DEG = (20.0, 60.0)
@@ -102,6 +112,6 @@ class TerrainShading:
         direct = direct_light(elevation, uniform(*SUN_ZENITH_DEG), uniform(0.0, 360.0))
         light = self.diffuse[:, None, None] + (1.0 - self.diffuse)[:, None, None] * direct[None]
         path = capped_path_reflectance(values, valid, self.max_path) * uniform(*self.path_share)
-        shaded = path + (values - path).clamp(min=0.0) * light
+        shaded = shade_under_path(values, path, light)
         label = torch.where(land & (direct < DEEP_SHADE), torch.full_like(label, IGNORE), label)
         return torch.where(land[None], shaded, values), label

@@ -142,6 +142,12 @@ def capped_path_reflectance(values: torch.Tensor, valid: torch.Tensor, max_path:
     return torch.minimum(dark_object(values, valid), max_path)[:, None, None]
 
 
+def shade_under_path(values: torch.Tensor, path: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
+    """``path + (values − path)·light``: shade (or light) the surface signal while the path radiance,
+    scattered above the shade, stays whole (cloud shadows, terrain shading)."""
+    return path + (values - path).clamp(min=0.0) * light
+
+
 class WaterColour:
     """Move the water pixels (label 1) towards another water spectrum, keeping their texture.
 
@@ -223,8 +229,7 @@ class CloudAndShadow:
         shift = (round(distance * math.sin(angle)), round(distance * math.cos(angle)))
         shadow = _shifted(alpha, *shift)
         kept = 1.0 - depth * (1.0 - self.diffuse)[:, None, None] * (shadow / self.thick).clamp(max=1.0)[None]
-        path = capped_path_reflectance(values, valid, self.max_path)  # scattered above the shadow: it stays
-        out = path + (values - path).clamp(min=0.0) * kept
+        out = shade_under_path(values, capped_path_reflectance(values, valid, self.max_path), kept)
         out = out * (1.0 - alpha[None]) + (self.cloud * brightness)[:, None, None] * alpha[None]
         out = torch.where(valid[None], out, values)
         label = torch.where(valid & (alpha >= self.thick), torch.full_like(label, IGNORE), label)
