@@ -13,7 +13,7 @@ from typing import ClassVar, Mapping, Sequence
 
 import torch
 
-from .synthetic_water import LAND, uniform
+from .synthetic_water import drawn_land, uniform
 from .water_augment import MAX_PATH_REFLECTANCE, band_ids, band_spectrum, capped_path_reflectance, smooth_field
 
 
@@ -60,10 +60,8 @@ class LandCoverStep:
         return 1.0
 
     def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not bool(torch.rand(()) < self.p):
-            return values, label
-        land = valid & (label == LAND)
-        if not bool(land.any()):
+        land = drawn_land(self.p, valid, label)
+        if land is None:
             return values, label
         height, width = values.shape[-2:]
         share = patchy_share(height, width, cover=self.cover, edge=self.edge, density=self.density) * land

@@ -74,6 +74,15 @@ def uniform(low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(()))
 
 
+def drawn_land(p: float, valid: torch.Tensor, label: torch.Tensor) -> torch.Tensor | None:
+    """The land with data a land step changes, or None when it does not run: drawn with probability
+    ``p`` (the draw comes first, so seeded runs repeat) and only if the patch has such land."""
+    if not bool(torch.rand(()) < p):
+        return None
+    land = valid & (label == LAND)
+    return land if bool(land.any()) else None
+
+
 def _pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows and columns (in pixels) of the sub-pixel sample centres, ``SUPERSAMPLE``× per axis."""
     rows = (torch.arange(height * SUPERSAMPLE, dtype=torch.float32) + 0.5) / SUPERSAMPLE
@@ -181,10 +190,8 @@ class SyntheticShallowWater:
         return self.moderate + (self.high - self.moderate) * ((concentration - 0.5) / 0.5)
 
     def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not bool(torch.rand(()) < self.p):
-            return values, label
-        land = valid & (label == LAND)
-        if not bool(land.any()):
+        land = drawn_land(self.p, valid, label)
+        if land is None:
             return values, label
         height, width = values.shape[-2:]
         shape = SHAPES[int(torch.randint(len(SHAPES), ()))]

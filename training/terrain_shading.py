@@ -44,7 +44,7 @@ from typing import Sequence
 
 import torch
 
-from .synthetic_water import LAND, uniform
+from .synthetic_water import drawn_land, uniform
 from .water_augment import (
     IGNORE,
     MAX_PATH_REFLECTANCE,
@@ -102,10 +102,8 @@ class TerrainShading:
         self.max_path = band_spectrum(MAX_PATH_REFLECTANCE, ids) * float(reflectance_scale)
 
     def __call__(self, values: torch.Tensor, valid: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not bool(torch.rand(()) < self.p):
-            return values, label
-        land = valid & (label == LAND)
-        if not bool(land.any()):
+        land = drawn_land(self.p, valid, label)
+        if land is None:
             return values, label
         height, width = values.shape[-2:]
         elevation = relief(height, width, uniform(*SLOPE_DEG))
