@@ -35,7 +35,7 @@ AUGMENTATION_OPTIONS = ("augment", "crop_scale", "jitter", "noise", "rough_water
 OPTIMISATION_OPTIONS = ("label_smoothing", "head_epochs")
 #: The declared options of TrainerConfig on the command line (defaults: classification_trainer()).
 TRAINER_OPTIMISATION = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs", "early_stopping_patience",
-                        "monitor", "grad_clip", "ema_decay", "seed")
+                        "monitor", "keep", "grad_clip", "ema_decay", "seed")
 TRAINER_RUNNING = ("device", "mixed_precision", "workers", "resume", "quiet")
 
 
@@ -76,8 +76,8 @@ def train(arguments: argparse.Namespace) -> int:
     run = train_classification(settings_from_arguments(arguments), PrintedLines(arguments.quiet))
     if not run.is_main:
         return 0
-    print(f"Wrote {run.model_path} ({run.card.name}, {run.parameters / 1e6:.2f} M parameters, best epoch "
-          f"{run.result.best_epoch} of {run.result.last_epoch}): validation accuracy {_number(run.validation.get('accuracy'))}"
+    print(f"Wrote {run.model_path} ({run.card.name}, {run.parameters / 1e6:.2f} M parameters, {arguments.keep} weights, epoch "
+          f"{run.result.kept_epoch} of {run.result.last_epoch}): validation accuracy {_number(run.validation.get('accuracy'))}"
           + (f", test accuracy {_number(run.test.get('accuracy'))}" if run.test else ""))
     return 0
 

@@ -55,7 +55,7 @@ def _fraction(text: str) -> float:
 
 
 #: the options of ``train`` / ``compare``, by help group, each declared on its settings class
-MODEL_OPTIONS = ("encoder", "encoder_depth", "encoder_weights", "decoder_channels", "cat_channels", "bands", "class_names",
+MODEL_OPTIONS = ("encoder", "encoder_depth", "encoder_weights", "decoder_channels", "cat_channels", "bands", "index_inputs", "class_names",
                  "name", "description", "license", "processing_levels", "gsd_m", "reflectance_scale")
 PATCH_OPTIONS = ("patch_size", "patches_per_epoch", "min_water", "max_water", "unfiltered_patches", "patch_weighting", "split",
                  "max_validation_tiles", "cache_mb")
@@ -64,7 +64,7 @@ WATER_AUGMENT_OPTIONS = ("synthetic_water_p", "snow_p", "burn_scar_p", "terrain_
                          "sun_gain_p", "haze_p", "baseline_offset_p", "noise_sigma")
 SCHEDULE_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs", "restart_epochs")
 LOSS_OPTIONS = ("loss", "aux_weight", "cgm_weight")
-STOPPING_OPTIONS = ("freeze_encoder_epochs", "early_stopping_patience", "monitor", "grad_clip", "ema_decay", "seed")
+STOPPING_OPTIONS = ("freeze_encoder_epochs", "early_stopping_patience", "monitor", "keep", "grad_clip", "ema_decay", "seed")
 RUNNING_OPTIONS = ("device", "mixed_precision", "workers", "resume", "quiet")
 
 
@@ -109,8 +109,8 @@ def train(arguments: argparse.Namespace) -> int:
         return 0
     validation, test = run.validation, run.test
     print(
-        f"Wrote {run.model_path} ({run.card.architecture.id}, {run.parameters / 1e6:.2f} M parameters, best epoch "
-        f"{run.result.best_epoch} of {run.result.last_epoch}): validation iou_water {_number(validation.get('iou_water'))}, "
+        f"Wrote {run.model_path} ({run.card.architecture.id}, {run.parameters / 1e6:.2f} M parameters, {arguments.keep} weights, epoch "
+        f"{run.result.kept_epoch} of {run.result.last_epoch}): validation iou_water {_number(validation.get('iou_water'))}, "
         f"test iou_water {_number(test.get('iou_water'))}"
     )
     return 0

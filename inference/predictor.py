@@ -55,7 +55,7 @@ class Predictor:
         if self.on_gpu:
             batch, mask = batch.pin_memory().to(self.device, non_blocking=True), mask.pin_memory().to(self.device, non_blocking=True)
         with torch.inference_mode():
-            inputs = normalise(subtract_offset(batch, offset), self.card.normalisation) * mask.unsqueeze(1)
+            inputs = normalise(subtract_offset(batch, offset), self.card.normalisation, self.card.bands) * mask.unsqueeze(1)
             if self.on_gpu:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             started = time.perf_counter()

@@ -81,17 +81,29 @@ class Rendering:
 
 
 @dataclass(frozen=True)
+class NormalisedDifference:
+    """A spectral index the network takes as an extra input channel: ``(plus - minus) / (plus + minus)``
+    of two of the card's bands' reflectance (see :mod:`models.spectral_indices`)."""
+
+    name: str
+    plus: str
+    minus: str
+
+
+@dataclass(frozen=True)
 class Normalisation:
     """From raster values to network input.
 
-    ``reflectance = value / reflectance_scale``; then the optional ``rendering``; then
-    ``(x - mean) / std`` per band.
+    ``reflectance = value / reflectance_scale``; then the optional ``rendering``; then one channel
+    per entry of ``indices`` appended (computed from reflectance); then ``(x - mean) / std`` per
+    channel, so ``mean`` and ``std`` list the bands, then the indices.
     """
 
     reflectance_scale: float
     mean: list[float]
     std: list[float]
     rendering: Rendering | None = None
+    indices: list[NormalisedDifference] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,8 @@ class ModelCard:
         for item in data["classes"]:  # no empty labels: cards without labels stay readable by older SatVision
             if not item.get("label"):
                 item.pop("label", None)
+        if not data["normalisation"]["indices"]:  # likewise cards without index inputs
+            del data["normalisation"]["indices"]
         return data
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -141,6 +155,11 @@ class ModelCard:
         card = _build(cls, data, source)
         _check_values(card, source)
         return card
+
+    @property
+    def input_channels(self) -> int:
+        """The network's input channels: the bands, then the spectral indices."""
+        return len(self.bands) + len(self.normalisation.indices)
 
     def class_names(self) -> list[str]:
         return [item.name for item in sorted(self.classes, key=lambda item: item.index)]
@@ -167,6 +186,7 @@ _NESTED = {
     "rendering": Rendering,
     "tiling": Tiling,
 }
+_NESTED_LISTS = {"classes": ClassInfo, "indices": NormalisedDifference}
 
 
 def _build(kind: type, data: Mapping[str, Any], where: str) -> Any:
@@ -195,10 +215,10 @@ def _build(kind: type, data: Mapping[str, Any], where: str) -> Any:
     for name, value in data.items():
         if name in _NESTED and value is not None:
             value = _build(_NESTED[name], value, f"{where} → {name}")
-        elif name == "classes":
+        elif name in _NESTED_LISTS:
             if not isinstance(value, list):
-                raise ModelCardError(f"{where} → classes must be a list of objects.")
-            value = [_build(ClassInfo, item, f"{where} → classes[{i}]") for i, item in enumerate(value)]
+                raise ModelCardError(f"{where} → {name} must be a list of objects.")
+            value = [_build(_NESTED_LISTS[name], item, f"{where} → {name}[{i}]") for i, item in enumerate(value)]
         values[name] = value
     return kind(**values)
 
@@ -231,11 +251,16 @@ def _check_values(card: ModelCard, where: str) -> None:
     expect(_is_number(card.gsd_m) and card.gsd_m > 0, "gsd_m must be a positive number of metres")
     norm = card.normalisation
     expect(_is_number(norm.reflectance_scale) and norm.reflectance_scale > 0, "normalisation.reflectance_scale must be positive")
+    for index in norm.indices:
+        expect(index.plus in card.bands and index.minus in card.bands,
+               f"normalisation.indices: {index.name} needs bands {index.plus} and {index.minus}, which are not all in bands")
+    expect(not norm.indices or card.task == "segmentation", "normalisation.indices are for segmentation models only")
+    channels = "band" if not norm.indices else "band, then one per index"
     for name in ("mean", "std"):
         values = getattr(norm, name)
         expect(
-            isinstance(values, list) and len(values) == len(card.bands) and all(_is_number(v) for v in values),
-            f"normalisation.{name} must list one number per band ({len(card.bands)})",
+            isinstance(values, list) and len(values) == card.input_channels and all(_is_number(v) for v in values),
+            f"normalisation.{name} must list one number per {channels} ({card.input_channels})",
         )
     expect(all(_is_number(v) and v > 0 for v in norm.std), "normalisation.std values must be positive")
     if norm.rendering is not None:

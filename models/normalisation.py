@@ -14,14 +14,18 @@ if TYPE_CHECKING:
     import torch
 
 
-def normalise(values: "torch.Tensor", normalisation: Normalisation) -> "torch.Tensor":
+def normalise(values: "torch.Tensor", normalisation: Normalisation, bands: Sequence[str] = ()) -> "torch.Tensor":
     """Normalise raw raster values of shape ``(N, C, H, W)`` or ``(C, H, W)`` (any float dtype).
 
     ``reflectance = values / reflectance_scale``; then the optional rendering stretch
     ``clip((reflectance - low) / (high - low), 0, 1)`` (quantised to ``levels`` steps when set);
-    then ``(x - mean) / std`` per band. Computed in float32 on the tensor's device.
+    then the spectral indices of ``normalisation.indices`` appended (from reflectance; their
+    bands are found by name in ``bands``, the card's bands); then ``(x - mean) / std`` per
+    channel. Computed in float32 on the tensor's device.
     """
     import torch
+
+    from .spectral_indices import index_channels
 
     channel_axis = values.dim() - 3
     shape = [1] * values.dim()
@@ -31,6 +35,7 @@ def normalise(values: "torch.Tensor", normalisation: Normalisation) -> "torch.Te
         return torch.tensor(numbers, dtype=torch.float32, device=values.device).reshape(shape)
 
     x = values.float() / float(normalisation.reflectance_scale)
+    indices = index_channels(x, normalisation.indices, bands) if normalisation.indices else None
     rendering = normalisation.rendering
     if rendering is not None:
         low, high = per_band(rendering.low), per_band(rendering.high)
@@ -38,6 +43,8 @@ def normalise(values: "torch.Tensor", normalisation: Normalisation) -> "torch.Te
         if rendering.levels:
             steps = rendering.levels - 1
             x = torch.round(x * steps) / steps
+    if indices is not None:
+        x = torch.cat([x, indices], dim=channel_axis)
     return (x - per_band(normalisation.mean)) / per_band(normalisation.std)
 
 

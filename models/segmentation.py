@@ -57,8 +57,8 @@ def tile_multiple(card: ModelCard) -> int:
 
 
 def _build(network_class: type, card: ModelCard, params: dict) -> "torch.nn.Module":
-    """Input channels from the card's bands, outputs from its classes, unused stages pruned."""
-    network = network_class(in_channels=len(card.bands), classes=len(card.classes), **params)
+    """Input channels from the card's bands and indices, outputs from its classes, unused stages pruned."""
+    network = network_class(in_channels=card.input_channels, classes=len(card.classes), **params)
     return prune_unused_stages(network, params.get("encoder_depth", 5))
 
 

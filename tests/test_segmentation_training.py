@@ -344,6 +344,39 @@ def test_every_architecture_trains_and_its_loss_falls(dataset, source, tmp_path,
 
 
 @pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["raw-weights", "weight-average"])
+def test_keep_last_ends_with_the_final_epochs_weights_and_best_with_the_best(dataset, source, tmp_path, ema_decay):
+    from safetensors.torch import load_file
+
+    from satvision.training.segmentation import SegmentationTask
+    from satvision.training.trainer import Trainer
+    from satvision.training.trainer_config import TrainerConfig
+
+    split = split_pairs(find_pairs(dataset), 0)
+    train = TrainPatches(source, split.train, PatchSettings(64), length=8, seed=0)
+    validation = TileSet(source, split.validation[:1], 64, max_tiles=2)
+    kept = {}
+    for keep in ("best", "last"):
+        network, card, _ = tiny_setup(dataset, tmp_path / keep)
+        config = TrainerConfig(epochs=3, batch_size=4, lr=3e-3, device="cpu", quiet=True, ema_decay=ema_decay, keep=keep)
+        trainer = Trainer(network, SegmentationTask(card), config, tmp_path / keep,
+                          save_weights=lambda path, weights, card=card: save_model(path, weights, card))
+        result = trainer.fit(train, validation)
+        kept[keep] = (result, {name: value.clone() for name, value in network.state_dict().items()})
+    best, best_weights = kept["best"]
+    last, last_weights = kept["last"]
+    assert best.kept_epoch == best.best_epoch and last.kept_epoch == last.last_epoch == 3
+    assert best.kept_metrics["epoch"] == best.best_epoch and last.kept_metrics == last.history[-1]
+    expected_best = load_file(str(tmp_path / "best" / "checkpoints" / "best.safetensors"))
+    checkpoints = tmp_path / "last" / "checkpoints"
+    expected_last = (torch.load(checkpoints / "last_state.pt", weights_only=True)["ema"] if ema_decay
+                     else load_file(str(checkpoints / "last.safetensors")))  # with an average: the average
+    assert all(torch.equal(best_weights[name], expected_best[name].to(best_weights[name].dtype)) for name in expected_best)
+    assert all(torch.equal(last_weights[name], expected_last[name].to(last_weights[name].dtype)) for name in expected_last)
+    with pytest.raises(SatVisionError, match="weights to keep"):
+        TrainerConfig(keep="first")
+
+
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["raw-weights", "weight-average"])
 def test_an_interrupted_training_resumes_exactly_where_it_stopped(dataset, source, tmp_path, ema_decay):
     """With a weight average, validation measures the average: equal figures after the resume
     mean the average was saved and restored too."""
@@ -412,6 +445,7 @@ def test_train_command_writes_a_complete_model_folder(trained, dataset):
         assert 0 <= card.metrics[name] <= (1 if name != "cross_entropy" else 10), name
         assert name in card.metrics["test"]
     assert card.metrics["best_epoch"] in (1, 2) and card.metrics["epochs_trained"] == 2
+    assert card.metrics["kept_epoch"] == card.metrics["best_epoch"]  # --keep best, the default
     assert "3 image/label pairs" in card.training_data
     rows = list(csv.DictReader((trained / "log.csv").open()))
     assert [row["epoch"] for row in rows] == ["1", "2"]
@@ -435,14 +469,34 @@ def test_train_refuses_an_existing_run_and_resume_continues_it(trained, dataset,
     arguments = ["train", "segmentation", "--data", str(dataset), "--output", str(copy), *TINY, "--patches-per-epoch", "8",
                  "--lr", "3e-3"]
     assert satvision_main([*arguments, "--epochs", "3"]) == 2  # existing checkpoint without --resume
-    assert satvision_main([*arguments, "--epochs", "3", "--resume"]) == 0
+    assert satvision_main([*arguments, "--epochs", "3", "--resume", "--keep", "last"]) == 0
     rows = list(csv.DictReader((copy / "log.csv").open()))
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     assert rows[:2] == list(csv.DictReader((trained / "log.csv").open()))  # earlier rows kept as they were
     assert torch.load(copy / "checkpoints" / "last_state.pt", weights_only=True)["epoch"] == 3
     card = read_card(copy / "model.safetensors")
-    assert card.metrics["epochs_trained"] == 3
+    assert card.metrics["epochs_trained"] == card.metrics["kept_epoch"] == 3
+    assert card.metrics["iou_water"] == pytest.approx(float(rows[2]["iou_water"]))  # the kept (last) epoch's validation
     assert card.normalisation == read_card(trained / "model.safetensors").normalisation  # kept from the checkpoint
+
+
+def test_index_inputs_train_into_the_card_and_run_through_the_engine(dataset, tmp_path, capsys):
+    output = tmp_path / "ndwi"
+    arguments = ["train", "segmentation", "--data", str(dataset), "--output", str(output), *TINY, "--patches-per-epoch", "8",
+                 "--index-inputs", "NDWI"]
+    assert satvision_main([*arguments, "--epochs", "1"]) == 0
+    network, card = load_model(output / "model.safetensors", task="segmentation")
+    assert [(i.name, i.plus, i.minus) for i in card.normalisation.indices] == [("NDWI", "B3", "B8")]
+    assert len(card.normalisation.mean) == len(card.normalisation.std) == card.input_channels == 5
+    assert -1 < card.normalisation.mean[4] < 1 and 0 < card.normalisation.std[4] < 1  # measured on the patches' NDWI
+    assert next(network.encoder.parameters()).shape[1] == 5
+    capsys.readouterr()
+    assert satvision_main(["evaluate", "segmentation", "--data", str(dataset), "--model", str(output / "model.safetensors"),
+                           "--device", "cpu", "--json"]) == 0
+    assert 0 <= json.loads(capsys.readouterr().out)["iou_water"] <= 1
+    # a resume must keep the inputs the run started with
+    assert satvision_main([*arguments[:-1], "NDVI", "--epochs", "2", "--resume"]) == 2
+    assert "on inputs B2,B3,B4,B8,NDWI, not the requested" in capsys.readouterr().err
 
 
 def test_evaluate_command_prints_json_from_the_inference_engine(trained, dataset, tmp_path, capsys):

@@ -271,7 +271,7 @@ def train_classification(settings: ClassificationTrainingSettings, feedback: Fee
     validation = clean_metrics({**validation_metrics.compute(), "loss": validation_loss})
     metrics = {**validation, "per_class": report, "evaluated_on": f"validation ({len(val_data)} tiles)",
                "test_time_augmentation": tta,
-               "best_epoch": result.best_epoch, "epochs_trained": result.last_epoch}
+               "best_epoch": result.best_epoch, "kept_epoch": result.kept_epoch, "epochs_trained": result.last_epoch}
     if test:
         metrics["test"] = test
     final_card = dataclasses.replace(card, metrics=metrics, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
@@ -288,7 +288,7 @@ def train_classification(settings: ClassificationTrainingSettings, feedback: Fee
             temporary.write_text(validation_metrics.report_text() + "\n", encoding="utf-8")
         write_json(output / "training.json", {
             "settings": jsonable(settings), "split": split.describe(), "parameters": parameters,
-            "best_epoch": result.best_epoch, "last_epoch": result.last_epoch, "stopped_early": result.stopped_early,
+            "best_epoch": result.best_epoch, "kept_epoch": result.kept_epoch, "last_epoch": result.last_epoch, "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 2), "validation": validation, "per_class": report, "test": test,
         })
     trainer.accelerator.wait_for_everyone()

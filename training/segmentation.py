@@ -30,6 +30,7 @@ from ..models.architectures import build_network
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Tiling
 from ..models.modelfile import read_card, save_model
 from ..models.normalisation import normalise
+from ..models.spectral_indices import index_inputs
 from ..version import __version__
 from . import plots
 from .augment import PatchAugmentation
@@ -52,12 +53,13 @@ class SegmentationTask:
 
     def __init__(self, card: ModelCard, loss: str = "dice_ce", aux_weight: float = 1.0, cgm_weight: float = 0.5) -> None:
         self.normalisation = card.normalisation
+        self.bands = list(card.bands)
         self.class_names = card.class_names()
         self.objective = SegmentationObjective(build_loss(loss, IGNORE_INDEX), aux_weight, cgm_weight, IGNORE_INDEX)
 
     def inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         # exactly what inference.predictor does: normalise, then invalid pixels to 0 (the band mean)
-        return normalise(batch["values"], self.normalisation) * batch["valid"].unsqueeze(1)
+        return normalise(batch["values"], self.normalisation, self.bands) * batch["valid"].unsqueeze(1)
 
     def loss(self, outputs: Mapping[str, Any], target: torch.Tensor) -> torch.Tensor:
         return self.objective(outputs, target)
@@ -158,7 +160,8 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         card = _checkpoint_card(checkpoint, settings, params)
     else:
         plain = TrainPatches(source, split.train, patch, length, settings.seed)
-        mean, std = reflectance_statistics(plain, min(length, STATISTICS_PATCHES), settings.reflectance_scale)
+        indices = index_inputs(settings.index_inputs, settings.bands)
+        mean, std = reflectance_statistics(plain, min(length, STATISTICS_PATCHES), settings.reflectance_scale, indices)
         card = _new_card(settings, params, pairs, split, mean, std)
 
     augmentation = PatchAugmentation(settings.augment, settings.reflectance_scale, settings.bands)
@@ -176,7 +179,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
     trainer.say(f"{split.describe()}; {length} patches per epoch of {settings.patch_size} px; "
                 f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.placement}")
     result = trainer.fit(train_data, val_data)
-    validation = clean_metrics({k: v for k, v in result.best_metrics.items() if k not in ("epoch", "lr", "train_loss", "encoder_frozen", "seconds")})
+    validation = clean_metrics({k: v for k, v in result.kept_metrics.items() if k not in ("epoch", "lr", "train_loss", "encoder_frozen", "seconds")})
     if not validation:
         _, validation = trainer.evaluate(val_data, "validation")
         validation = clean_metrics(validation)
@@ -186,6 +189,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         **{k: v for k, v in validation.items() if k != "val_loss"},
         "evaluated_on": "validation split, non-overlapping tiles of whole regions (argmax)",
         "best_epoch": result.best_epoch,
+        "kept_epoch": result.kept_epoch,
         "epochs_trained": result.last_epoch,
         "monitor": result.monitor,
         "test": test,
@@ -204,7 +208,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
                 "description": split.describe(),
                 **{part: [region_json(region) for region in split.part(part)] for part in ("train", "validation", "test")},
             },
-            "best_epoch": result.best_epoch, "last_epoch": result.last_epoch, "stopped_early": result.stopped_early,
+            "best_epoch": result.best_epoch, "kept_epoch": result.kept_epoch, "last_epoch": result.last_epoch, "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 2), "parameters": parameters, "validation": validation, "test": test,
         })
     trainer.accelerator.wait_for_everyone()
@@ -227,7 +231,8 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
         architecture=Architecture(settings.architecture, params),
         bands=list(settings.bands),
         gsd_m=float(gsd),
-        normalisation=Normalisation(float(settings.reflectance_scale), [round(v, 6) for v in mean], [round(v, 6) for v in std]),
+        normalisation=Normalisation(float(settings.reflectance_scale), [round(v, 6) for v in mean], [round(v, 6) for v in std],
+                                    indices=index_inputs(settings.index_inputs, settings.bands)),
         classes=[ClassInfo(i, class_name, CLASS_COLOURS[i]) for i, class_name in enumerate(settings.class_names)],
         tiling=Tiling(settings.patch_size, settings.patch_size // 8),
         training_data=(
@@ -254,10 +259,12 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
 def _checkpoint_card(checkpoint: Path, settings: SegmentationTrainingSettings, params: dict[str, Any]) -> ModelCard:
     """The card the interrupted run started with (its normalisation must stay), checked against the request."""
     card = read_card(checkpoint)
-    if card.architecture.id != settings.architecture or card.architecture.params != params or card.bands != list(settings.bands):
+    inputs = [*card.bands, *(index.name for index in card.normalisation.indices)]
+    requested = [*settings.bands, *(index.name for index in index_inputs(settings.index_inputs, settings.bands))]
+    if card.architecture.id != settings.architecture or card.architecture.params != params or inputs != requested:
         raise SatVisionError(
-            f"The checkpoint in {checkpoint.parent} is a {card.architecture.id} {card.architecture.params} on bands "
-            f"{','.join(card.bands)}, not the requested {settings.architecture} {params} on {','.join(settings.bands)}. "
+            f"The checkpoint in {checkpoint.parent} is a {card.architecture.id} {card.architecture.params} on inputs "
+            f"{','.join(inputs)}, not the requested {settings.architecture} {params} on {','.join(requested)}. "
             "Resume with the same options, or train into another output folder."
         )
     return card

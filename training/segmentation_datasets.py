@@ -12,6 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.errors import SatVisionError
+from ..models.card import NormalisedDifference
+from ..models.spectral_indices import index_channels
 from .segmentation_pairs import Region
 from .segmentation_sampling import PatchSettings, PatchSource, Sample, sample_patch, tile_grid
 
@@ -120,11 +122,17 @@ class BandStatistics:
         return [float(v) for v in mean], [float(max(v, 1e-6)) for v in std]
 
 
-def reflectance_statistics(patches: TrainPatches, count: int, reflectance_scale: float) -> tuple[list[float], list[float]]:
-    """Per-band mean/std of reflectance (``value / reflectance_scale``) over ``count`` unaugmented
-    training patches (epoch 0's first patches: deterministic for a seed)."""
-    statistics = BandStatistics(len(patches.source.bands))
+def reflectance_statistics(patches: TrainPatches, count: int, reflectance_scale: float,
+                           indices: Sequence[NormalisedDifference] = ()) -> tuple[list[float], list[float]]:
+    """Per-band mean/std of reflectance (``value / reflectance_scale``), then per spectral index,
+    over ``count`` unaugmented training patches (epoch 0's first patches: deterministic for a seed)."""
+    bands = patches.source.bands
+    statistics = BandStatistics(len(bands) + len(indices))
     for index in range(max(1, count)):
         sample, _ = patches.sample(index)
-        statistics.add(sample.values / float(reflectance_scale), sample.valid)
+        reflectance = sample.values / float(reflectance_scale)
+        if indices:
+            channels = index_channels(torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32)), indices, bands)
+            reflectance = np.concatenate([reflectance, channels.numpy()])
+        statistics.add(reflectance, sample.valid)
     return statistics.mean_std()

@@ -57,6 +57,9 @@ class SegmentationTrainingSettings:
                                                      "DEPTH of 256,128,64,32,16)")
     cat_channels: int = option(64, help="unet3plus channels per skip", label="UNet3+ channels per skip")
     bands: list[str] = option(help="input bands by description", label="Input bands", default_factory=lambda: list(DEFAULT_BANDS))
+    index_inputs: list[str] = option(help="spectral indices given to the network beside its bands, computed from them: "
+                                          "NDWI (B3, B8), MNDWI (B3, B11), NDVI (B8, B4)", label="Index inputs",
+                                     default_factory=list)
     class_names: list[str] = option(help="the two class names", label="Class names", default_factory=lambda: list(DEFAULT_CLASSES))
     patch_size: int = option(256, help="training patch side = inference tile", label="Patch size")
     patches_per_epoch: int | None = option(None, help="default 1.5 per patch-sized area of training images",  # as the origin notebook

@@ -15,6 +15,9 @@ With ``ema_decay`` the loop also keeps an exponential moving average of the weig
 ``ModelEmaV3``, decay warmed up from 0 so short runs are not dominated by the starting weights).
 Validation, the best weights and the final model are then the averaged ones; ``last.safetensors``
 keeps the raw weights (to resume) and the checkpoint state the average.
+
+The network ends with the best weights, or with ``keep="last"`` the final epoch's (averaged ones
+with ``ema_decay``): :attr:`TrainingResult.kept_epoch` says which.
 """
 
 from __future__ import annotations
@@ -123,7 +126,8 @@ class TrainingResult:
     stopped_early: bool
     history: list[dict[str, Any]]
     seconds: float
-    best_metrics: dict[str, Any] = field(default_factory=dict)
+    kept_epoch: int = 0
+    kept_metrics: dict[str, Any] = field(default_factory=dict)  # the log row of the kept epoch
 
 
 def learning_rate_factor(step: int, config: TrainerConfig, steps_per_epoch: int) -> float:
@@ -286,9 +290,8 @@ class Trainer:
             last_epoch = epoch
             self.say(_summary(row, config.monitor, improved))
 
-        if (self.checkpoints / BEST_WEIGHTS).is_file():
-            self._load_weights(self.checkpoints / BEST_WEIGHTS)
-        best_row = next((row for row in history if int(row["epoch"]) == stopper.best_epoch), {})
+        kept_epoch = self._keep_final_weights(stopper.best_epoch, last_epoch)
+        kept_row = next((row for row in history if int(row["epoch"]) == kept_epoch), {})
         return TrainingResult(
             best_epoch=stopper.best_epoch,
             best_value=stopper.best,
@@ -297,8 +300,19 @@ class Trainer:
             stopped_early=stopper.should_stop and last_epoch < config.epochs,
             history=history,
             seconds=time.perf_counter() - started,
-            best_metrics=best_row,
+            kept_epoch=kept_epoch,
+            kept_metrics=kept_row,
         )
+
+    def _keep_final_weights(self, best_epoch: int, last_epoch: int) -> int:
+        """Leave the network with the weights the model file keeps; returns their epoch."""
+        if self.config.keep == "last":
+            if self.ema is not None:
+                self.network.load_state_dict(self.ema.module.state_dict())
+            return last_epoch
+        if (self.checkpoints / BEST_WEIGHTS).is_file():
+            self._load_weights(self.checkpoints / BEST_WEIGHTS)
+        return best_epoch
 
     @property
     def evaluated_network(self) -> nn.Module:

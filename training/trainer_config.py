@@ -14,6 +14,7 @@ from ..core.options import option
 SCHEDULES = ("cosine_restarts", "cosine", "constant")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+KEEP = ("best", "last")
 
 
 @dataclass
@@ -49,6 +50,9 @@ class TrainerConfig:
     early_stopping_patience: int = option(0, help="stop after N epochs without improvement, 0 = off",
                                           label="Early-stopping patience")
     monitor: str = option("iou_water", help="validation metric for best model / early stopping", label="Monitored metric")
+    keep: str = option("best", choices=KEEP, label="Weights kept",
+                       help="which weights the model file holds: best (by the monitored validation metric) or last "
+                            "(the final epoch's, for when the validation images are too few to choose by)")
     grad_clip: float = option(1.0, help="max gradient norm, 0 = off", label="Gradient clipping")
     ema_decay: float = option(0.0, flag="--ema", metavar="DECAY", label="Weight-average decay",
                               help="validate and keep an exponential moving average of the weights (e.g. 0.999; 0 = off)")
@@ -62,6 +66,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise SatVisionError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+        if self.keep not in KEEP:
+            raise SatVisionError(f"Unknown weights to keep {self.keep!r}; choose one of {', '.join(KEEP)}.")
         if self.mixed_precision not in MIXED_PRECISION:
             raise SatVisionError(f"Unknown mixed precision {self.mixed_precision!r}; choose one of {', '.join(MIXED_PRECISION)}.")
         if self.epochs < 1 or self.batch_size < 1:
