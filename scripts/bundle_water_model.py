@@ -83,8 +83,10 @@ def main() -> int:
         f"{run_description(card.training_data, len(sources))}. Scenes: "
         + "; ".join(f"{s['scene']} ({s['level']}; {s['source']}; licence: {s['licence']})" for s in sources)
     )
+    index_names = ", ".join(index.name for index in card.normalisation.indices)
+    indices = f" ({index_names} computed from them as input too)" if index_names else ""
     description = arguments.description or (
-        f"Default SatVision water model for rasters with {bands}: {card.architecture.id} "
+        f"Default SatVision water model for rasters with {bands}{indices}: {card.architecture.id} "
         f"({card.architecture.params.get('encoder_name')}, {card.architecture.params.get('encoder_depth')} stages), "
         "Sentinel-2 L1C or L2A reflectance x 10000 at 10 m.")
     bundled = dataclasses.replace(

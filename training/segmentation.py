@@ -27,7 +27,7 @@ import torch
 from ..core.errors import SatVisionError
 from ..core.feedback import Feedback, SilentFeedback
 from ..models.architectures import build_network
-from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, Tiling
+from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, NormalisedDifference, Tiling
 from ..models.modelfile import read_card, save_model
 from ..models.normalisation import normalise
 from ..models.spectral_indices import index_inputs
@@ -162,7 +162,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         plain = TrainPatches(source, split.train, patch, length, settings.seed)
         indices = index_inputs(settings.index_inputs, settings.bands)
         mean, std = reflectance_statistics(plain, min(length, STATISTICS_PATCHES), settings.reflectance_scale, indices)
-        card = _new_card(settings, params, pairs, split, mean, std)
+        card = _new_card(settings, params, pairs, split, mean, std, indices)
 
     augmentation = PatchAugmentation(settings.augment, settings.reflectance_scale, settings.bands)
     train_data = TrainPatches(source, split.train, patch, length, settings.seed, augmentation)
@@ -221,7 +221,7 @@ def default_patches_per_epoch(regions: Sequence[Region], patch_size: int, batch_
 
 
 def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs, split: Split,
-              mean: list[float], std: list[float]) -> ModelCard:
+              mean: list[float], std: list[float], indices: Sequence[NormalisedDifference] = ()) -> ModelCard:
     gsd = settings.gsd_m or ground_sample_distance(pairs)
     name = settings.name or f"water-{settings.architecture}-{settings.encoder}"
     return ModelCard(
@@ -232,7 +232,7 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
         bands=list(settings.bands),
         gsd_m=float(gsd),
         normalisation=Normalisation(float(settings.reflectance_scale), [round(v, 6) for v in mean], [round(v, 6) for v in std],
-                                    indices=index_inputs(settings.index_inputs, settings.bands)),
+                                    indices=list(indices)),
         classes=[ClassInfo(i, class_name, CLASS_COLOURS[i]) for i, class_name in enumerate(settings.class_names)],
         tiling=Tiling(settings.patch_size, settings.patch_size // 8),
         training_data=(
