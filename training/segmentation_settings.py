@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.errors import SatVisionError
 from ..core.options import option
+from ..models.spectral_indices import KNOWN_INDICES
 from .augment_settings import AugmentSettings
 from .trainer_config import TrainerConfig
 
@@ -58,8 +59,8 @@ class SegmentationTrainingSettings:
     cat_channels: int = option(64, help="unet3plus channels per skip", label="UNet3+ channels per skip")
     bands: list[str] = option(help="input bands by description", label="Input bands", default_factory=lambda: list(DEFAULT_BANDS))
     index_inputs: list[str] = option(help="spectral indices given to the network beside its bands, computed from them: "
-                                          "NDWI (B3, B8), MNDWI (B3, B11), NDVI (B8, B4)", label="Index inputs",
-                                     default_factory=list)
+                                          + ", ".join(f"{name} ({plus}, {minus})" for name, (plus, minus) in KNOWN_INDICES.items()),
+                                     label="Index inputs", default_factory=list)
     class_names: list[str] = option(help="the two class names", label="Class names", default_factory=lambda: list(DEFAULT_CLASSES))
     patch_size: int = option(256, help="training patch side = inference tile", label="Patch size")
     patches_per_epoch: int | None = option(None, help="default 1.5 per patch-sized area of training images",  # as the origin notebook
