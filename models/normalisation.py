@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Sequence, Union
 
 from .card import Normalisation
+from .spectral_indices import index_channels
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,8 +25,6 @@ def normalise(values: "torch.Tensor", normalisation: Normalisation, bands: Seque
     channel. Computed in float32 on the tensor's device.
     """
     import torch
-
-    from .spectral_indices import index_channels
 
     channel_axis = values.dim() - 3
     shape = [1] * values.dim()
