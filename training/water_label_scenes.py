@@ -10,6 +10,10 @@ in the layout :func:`training.segmentation_pairs.find_pairs` reads.
 
 Images are read whole: the scenes here are small crops (at most a few megapixels); larger ones
 are refused with :data:`MAX_PIXELS` so memory stays bounded.
+
+A file without a CRS whose name gives its Sentinel-2 tile (``..._T33UUB_...``) is placed on a
+*nominal* grid (:func:`nominal_grid`): the tile's UTM zone at 10 m, at an origin that is a
+convention, not its place. Labels need no location; the pair's tags say that it has none.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from typing import Sequence
 
 import numpy as np
 import rasterio
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
+from rasterio.transform import from_origin
 from rasterio.warp import reproject, transform_geom
 
 from ..core.bands import match_bands
@@ -35,7 +41,12 @@ from .water_label_builder import BANDS, IGNORE, LAND, LULC_EVIDENCE, SCL_EVIDENC
 BASELINE_OFFSET = 1000  #: added to L1C/L2A digital numbers from processing baseline 04.00 (January 2022) on
 MAX_PIXELS = 40_000_000
 CLOUD_PROBABILITY_IGNORE = 40  #: Sen2Cor CLD percentage from which a pixel is ignored
-SHORT_FOLDERS = {"bigearthnet_example": "bigearthnet", "landcovernet_capstone": "landcovernet"}
+SHORT_FOLDERS = {"bigearthnet_example": "bigearthnet", "landcovernet_capstone": "landcovernet", "dsen2_NO_GEOREF": "dsen2"}
+#: A Sentinel-2 (MGRS) tile in a file name: UTM zone, latitude band, 100 km square.
+TILE_IN_NAME = re.compile(r"(?:^|_)T(\d{2})([C-HJ-NP-X])([A-HJ-NP-Z]{2})(?:_|$)")
+#: Upper-left corner (easting, northing) of every nominal grid: a convention that claims no place.
+NOMINAL_ORIGIN = (100_000.0, 1_000_000.0)
+NOMINAL_TAG = "nominal: no CRS in the source; placed in its tile's UTM zone at a conventional origin, not its real place"
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Scene:
     processing_level: str
     licence: str
     offset_removed: int = 0
+    georeferenced: bool = True  #: False: ``grid`` is :func:`nominal_grid`'s, not the image's place
     evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -115,10 +127,39 @@ def _check_size(grid: Grid, path: Path) -> None:
         )
 
 
+def nominal_grid(path: Path, width: int, height: int) -> Grid | None:
+    """A 10 m grid in the UTM zone of the Sentinel-2 tile named in ``path`` (``..._T33UUB_...``;
+    latitude bands C-M are south), or None when the name gives no tile. Its origin is
+    :data:`NOMINAL_ORIGIN`, a convention: the file does not say where in the tile it lies."""
+    match = TILE_IN_NAME.search(path.stem)
+    if match is None:
+        return None
+    zone, band = int(match.group(1)), match.group(2)
+    if not 1 <= zone <= 60:
+        return None
+    epsg = (32700 if band <= "M" else 32600) + zone
+    return Grid(CRS.from_epsg(epsg), from_origin(*NOMINAL_ORIGIN, 10.0, 10.0), width, height)
+
+
+def is_nominal(grid: Grid) -> bool:
+    """Whether ``grid`` is a :func:`nominal_grid` (its origin is the convention, not a place)."""
+    return (grid.transform.c, grid.transform.f) == NOMINAL_ORIGIN
+
+
+def scene_grid(path: Path, dataset) -> Grid:
+    """The grid of an open raster: its own, or the nominal one of its tile when it has no CRS."""
+    if dataset.crs is None:
+        nominal = nominal_grid(path, dataset.width, dataset.height)
+        if nominal is not None:
+            return nominal
+    return grid_of(dataset)
+
+
 def read_bands(path: Path) -> tuple[Grid, np.ndarray, np.ndarray]:
-    """:data:`BANDS` of one multi-band file (matched by band description): ``(grid, values, valid)``."""
+    """:data:`BANDS` of one multi-band file (matched by band description): ``(grid, values, valid)``;
+    a file without CRS gets its tile's nominal grid (see :func:`scene_grid`)."""
     with open_raster(path) as dataset:
-        grid = grid_of(dataset)
+        grid = scene_grid(path, dataset)
         _check_size(grid, path)
         indexes = match_bands(BANDS, band_descriptions(dataset), source=f"the raster {path.name}", path=str(path))
         values = dataset.read(indexes)
@@ -229,8 +270,9 @@ def usable(path: Path) -> str | None:
     """Why ``path`` cannot give 6-band reflectance pairs, or None when it can."""
     with open_raster(path) as dataset:
         descriptions = band_descriptions(dataset)
-        if dataset.crs is None:
-            return "not georeferenced (no CRS): labels could not be placed or checked against other data"
+        if dataset.crs is None and nominal_grid(path, dataset.width, dataset.height) is None:
+            return ("not georeferenced (no CRS) and no Sentinel-2 tile (T##XXX) in its name to place it on a "
+                    "nominal grid")
         if dataset.dtypes[0] == "uint8" or any("8-bit" in (d or "") for d in descriptions):
             return "8-bit display rendering, not reflectance"
         try:
@@ -276,10 +318,15 @@ def load_collection_scene(path: Path, row: dict[str, str]) -> Scene:
     check = offset_check(raw, valid, offset)
     values = remove_offset(raw, valid, offset)
     evidence, notes = _evidence(path, grid)
+    georeferenced = not is_nominal(grid)
+    if not georeferenced:
+        notes.append(f"georeferencing {NOMINAL_TAG} ({grid.crs})")
     level = "L1C" if "L1C" in row.get("sensor_product", "") else "L2A"
     return Scene(name=scene_name(path), grid=grid, values=values, valid=valid,
                  source=f"{row.get('source_repo', '')} {row.get('path', '')}".strip(), processing_level=level,
-                 licence=row.get("licence", ""), offset_removed=offset, evidence=evidence, notes=[check, *notes])
+                 licence=row.get("licence", ""), offset_removed=offset, georeferenced=georeferenced,
+                 evidence=evidence, notes=[check, *notes])
+
 
 
 def collection(root: Path) -> tuple[list[tuple[Path, dict[str, str]]], list[Skipped]]:
@@ -317,6 +364,8 @@ def write_pair(folder: Path, scene: Scene, label: np.ndarray, label_tags: dict[s
     label_path = folder / "labels" / f"{scene.name}.tif"
     tags = {"SOURCE": scene.source, "PROCESSING_LEVEL": scene.processing_level, "LICENCE": scene.licence,
             "REFLECTANCE_SCALE": "10000", "OFFSET_REMOVED": str(scene.offset_removed)}
+    if not scene.georeferenced:
+        tags["GEOREFERENCING"] = NOMINAL_TAG
     with write_geotiff(image_path, scene.grid, len(BANDS), "uint16", nodata=0, band_names=list(BANDS), tags=tags) as out:
         out.write(scene.values)
     with write_geotiff(label_path, scene.grid, 1, "uint8", nodata=IGNORE, band_names=["water"], tags=label_tags) as out:

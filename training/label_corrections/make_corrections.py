@@ -82,11 +82,23 @@ def sand_called_water(data: Path) -> None:
                sand_called_water.__doc__)
 
 
+def salt_pans(data: Path) -> None:
+    """DSen2 Shark Bay crop (T49JGM, L1C): the white salt pans (birridas) are brighter than 0.2 in
+    B2 and in B11, which no water is, yet the indices leave them undecided. Their bright pixels (50+
+    px, holes filled) are set to land where the label is ignore. The file has no CRS, so its
+    outlines are in WGS 84 of its nominal grid (see water_label_scenes.nominal_grid)."""
+    name = "dsen2_S2B_MSIL1C_20171022_T49JGM_crop600"
+    r, _label, grid = _read(data, name)
+    salt = _components((r[0] > 0.2) & (r[4] > 0.2), 50)
+    _write(name, correction_features(salt, grid, LAND, only=IGNORE, note="bright salt pan, SWIR > 0.2"),
+           salt_pans.__doc__)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / ".build" / "water_data")
     data = parser.parse_args().data
-    for make in (dark_boreal_lake, shaded_snow, sand_called_water):
+    for make in (dark_boreal_lake, shaded_snow, sand_called_water, salt_pans):
         make(data)
     return 0
 
