@@ -45,7 +45,6 @@ from satvision.training.water_label_scenes import (
     BandSource,
     Scene,
     correction_features,
-    is_nominal,
     load_collection_scene,
     nominal_grid,
     offset_check,
@@ -156,7 +155,12 @@ def test_files_without_crs_are_placed_on_their_tiles_nominal_grid(tmp_path):
     south = nominal_grid(Path("S2B_MSIL1C_20171022_T49JGM_crop600.tif"), 60, 40)
     assert north.crs == CRS.from_epsg(32633) and south.crs == CRS.from_epsg(32749)  # bands C-M are south
     assert north.pixel_size == (10.0, 10.0) and (north.width, north.height) == (60, 40)
-    assert is_nominal(north) and not is_nominal(Grid(UTM, from_origin(400000, 5800000, 10, 10), 60, 40))
+    square = np.zeros((40, 60), bool)
+    square[10:20, 30:45] = True
+    for grid in (north, south):  # hand corrections are WGS 84 outlines: they land on the same pixels
+        path = tmp_path / f"{grid.crs.to_epsg()}.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": correction_features(square, grid, LAND)}))
+        np.testing.assert_array_equal(read_corrections(path, grid)[0].mask, square)
     assert nominal_grid(Path("crop600.tif"), 60, 40) is None
     assert nominal_grid(Path("T61UUB_x.tif"), 60, 40) is None  # no UTM zone 61
 

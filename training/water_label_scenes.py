@@ -44,8 +44,10 @@ CLOUD_PROBABILITY_IGNORE = 40  #: Sen2Cor CLD percentage from which a pixel is i
 SHORT_FOLDERS = {"bigearthnet_example": "bigearthnet", "landcovernet_capstone": "landcovernet", "dsen2_NO_GEOREF": "dsen2"}
 #: A Sentinel-2 (MGRS) tile in a file name: UTM zone, latitude band, 100 km square.
 TILE_IN_NAME = re.compile(r"(?:^|_)T(\d{2})([C-HJ-NP-X])([A-HJ-NP-Z]{2})(?:_|$)")
-#: Upper-left corner (easting, northing) of every nominal grid: a convention that claims no place.
-NOMINAL_ORIGIN = (100_000.0, 1_000_000.0)
+#: Upper-left corner (easting, northing) of every nominal grid: a convention that claims no place. On
+#: the zone's central meridian at about 45° N or S, where UTM is least distorted, so the WGS 84
+#: outlines of hand corrections round-trip onto the same pixels.
+NOMINAL_ORIGIN = (500_000.0, 5_000_000.0)
 NOMINAL_TAG = "nominal: no CRS in the source; placed in its tile's UTM zone at a conventional origin, not its real place"
 
 
@@ -139,11 +141,6 @@ def nominal_grid(path: Path, width: int, height: int) -> Grid | None:
         return None
     epsg = (32700 if band <= "M" else 32600) + zone
     return Grid(CRS.from_epsg(epsg), from_origin(*NOMINAL_ORIGIN, 10.0, 10.0), width, height)
-
-
-def is_nominal(grid: Grid) -> bool:
-    """Whether ``grid`` is a :func:`nominal_grid` (its origin is the convention, not a place)."""
-    return (grid.transform.c, grid.transform.f) == NOMINAL_ORIGIN
 
 
 def scene_grid(path: Path, dataset) -> Grid:
@@ -318,7 +315,8 @@ def load_collection_scene(path: Path, row: dict[str, str]) -> Scene:
     check = offset_check(raw, valid, offset)
     values = remove_offset(raw, valid, offset)
     evidence, notes = _evidence(path, grid)
-    georeferenced = not is_nominal(grid)
+    with open_raster(path) as dataset:
+        georeferenced = dataset.crs is not None
     if not georeferenced:
         notes.append(f"georeferencing {NOMINAL_TAG} ({grid.crs})")
     level = "L1C" if "L1C" in row.get("sensor_product", "") else "L2A"
