@@ -125,7 +125,7 @@ def test_bands_are_found_by_description_in_any_order(tmp_path):
     names = ["B12", "B11", "B8", "B4", "B3", "B2", "B5"]
     values = np.stack([np.full((3, 3), 100 * (i + 1)) for i in range(len(names))])
     path = write_band_file(tmp_path / "shuffled.tif", values, 10.0, names)
-    _grid, read, valid = read_bands(path)
+    _grid, read, valid, _georeferenced = read_bands(path)
     assert [int(read[i, 0, 0]) for i in range(6)] == [600, 500, 400, 300, 200, 100]  # B2…B12
     assert valid.all()
 

@@ -152,16 +152,18 @@ def scene_grid(path: Path, dataset) -> Grid:
     return grid_of(dataset)
 
 
-def read_bands(path: Path) -> tuple[Grid, np.ndarray, np.ndarray]:
-    """:data:`BANDS` of one multi-band file (matched by band description): ``(grid, values, valid)``;
-    a file without CRS gets its tile's nominal grid (see :func:`scene_grid`)."""
+def read_bands(path: Path) -> tuple[Grid, np.ndarray, np.ndarray, bool]:
+    """:data:`BANDS` of one multi-band file (matched by band description): ``(grid, values, valid,
+    georeferenced)``; a file without CRS gets its tile's nominal grid (see :func:`scene_grid`) and
+    ``georeferenced`` False."""
     with open_raster(path) as dataset:
         grid = scene_grid(path, dataset)
+        georeferenced = dataset.crs is not None
         _check_size(grid, path)
         indexes = match_bands(BANDS, band_descriptions(dataset), source=f"the raster {path.name}", path=str(path))
         values = dataset.read(indexes)
         valid = np.all(dataset.read_masks(indexes) > 0, axis=0) & np.all(values > 0, axis=0)
-    return grid, values, valid
+    return grid, values, valid, georeferenced
 
 
 def offset_from_manifest(scaling: str) -> int:
@@ -310,13 +312,11 @@ def _evidence(path: Path, grid: Grid) -> tuple[list[tuple[str, np.ndarray]], lis
 
 def load_collection_scene(path: Path, row: dict[str, str]) -> Scene:
     """One usable image of ``s2_scenes`` with its offset removed and its evidence."""
-    grid, raw, valid = read_bands(path)
+    grid, raw, valid, georeferenced = read_bands(path)
     offset = offset_from_manifest(row.get("scaling", ""))
     check = offset_check(raw, valid, offset)
     values = remove_offset(raw, valid, offset)
     evidence, notes = _evidence(path, grid)
-    with open_raster(path) as dataset:
-        georeferenced = dataset.crs is not None
     if not georeferenced:
         notes.append(f"georeferencing {NOMINAL_TAG} ({grid.crs})")
     level = "L1C" if "L1C" in row.get("sensor_product", "") else "L2A"
@@ -324,7 +324,6 @@ def load_collection_scene(path: Path, row: dict[str, str]) -> Scene:
                  source=f"{row.get('source_repo', '')} {row.get('path', '')}".strip(), processing_level=level,
                  licence=row.get("licence", ""), offset_removed=offset, georeferenced=georeferenced,
                  evidence=evidence, notes=[check, *notes])
-
 
 
 def collection(root: Path) -> tuple[list[tuple[Path, dict[str, str]]], list[Skipped]]:
