@@ -34,14 +34,23 @@ def review_panels(values: np.ndarray, valid: np.ndarray, label: np.ndarray) -> n
     """The three panels side by side as an RGB uint8 array (``values`` in :data:`BANDS` order)."""
     true_colour = _composite(values, valid, ("B4", "B3", "B2"))
     false_colour = _composite(values, valid, ("B11", "B8", "B4"))
+    return _side_by_side([true_colour, false_colour, _label_overlay(true_colour, valid, label)])
+
+
+def _label_overlay(true_colour: np.ndarray, valid: np.ndarray, label: np.ndarray) -> np.ndarray:
     overlay = true_colour * 0.6
     overlay[label == WATER] = overlay[label == WATER] * 0.3 + np.array([0.1, 0.45, 1.0]) * 0.7
     overlay[label == IGNORE] = overlay[label == IGNORE] * 0.4 + np.array([1.0, 0.0, 1.0]) * 0.6
     overlay[~valid] = 0
-    scale = max(1, int(np.ceil(PANEL_MIN / max(label.shape))))
-    panels = [np.kron(p, np.ones((scale, scale, 1))) if scale > 1 else p for p in (true_colour, false_colour, overlay)]
+    return overlay
+
+
+def _side_by_side(panels: Sequence[np.ndarray]) -> np.ndarray:
+    """Panels of one size in a row, enlarged (nearest) to at least :data:`PANEL_MIN`, as RGB uint8."""
+    scale = max(1, int(np.ceil(PANEL_MIN / max(panels[0].shape[:2]))))
+    panels = [np.kron(p, np.ones((scale, scale, 1))) if scale > 1 else p for p in panels]
     height, width = panels[0].shape[:2]
-    out = np.ones((height, 3 * width + 2 * GAP, 3), dtype=np.float32)
+    out = np.ones((height, len(panels) * width + (len(panels) - 1) * GAP, 3), dtype=np.float32)
     for number, panel in enumerate(panels):
         out[:, number * (width + GAP): number * (width + GAP) + width] = panel
     return (out * 255).astype(np.uint8)
@@ -59,6 +68,18 @@ def _titled(picture: np.ndarray, title: str):
 def write_review_png(path: Path, title: str, values: np.ndarray, valid: np.ndarray, label: np.ndarray) -> Path:
     """Write the review picture of one scene (atomically)."""
     image = _titled(review_panels(values, valid, label), title)
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
+    return path
+
+
+def write_teacher_review_png(path: Path, title: str, values: np.ndarray, valid: np.ndarray, before: np.ndarray,
+                             after: np.ndarray) -> Path:
+    """True colour | label before | label after a teacher decided undecided pixels (see
+    :mod:`training.teacher_labels`), written atomically."""
+    true_colour = _composite(values, valid, ("B4", "B3", "B2"))
+    panels = [true_colour, _label_overlay(true_colour, valid, before), _label_overlay(true_colour, valid, after)]
+    image = _titled(_side_by_side(panels), title)
     with atomic_path(path) as temporary:
         image.save(temporary, format="PNG")
     return path
