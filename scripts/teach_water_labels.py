@@ -21,25 +21,12 @@ import sys
 from pathlib import Path
 
 from satvision.core.errors import SatVisionError
+from satvision.core.feedback import CallbackFeedback
 from satvision.training.teacher_labels import DEFAULT_CONFIDENCE, teach_labels
 from satvision.training.water_label_review import write_contact_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEACHER = ROOT / "resources" / "models" / "water-default-6band.safetensors"
-
-
-class PrintFeedback:
-    def progress(self, fraction: float) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-    def info(self, message: str) -> None:
-        print(message, flush=True)
-
-    def warning(self, message: str) -> None:
-        print(f"warning: {message}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     arguments = parser.parse_args(argv)
     taught = teach_labels(arguments.data, arguments.teacher, arguments.output, confidence=arguments.confidence,
-                          device=arguments.device, feedback=PrintFeedback())
+                          device=arguments.device, feedback=CallbackFeedback(log=lambda message: print(message, flush=True)))
     write_contact_sheet(arguments.output / "review" / "contact_sheet.png", [pair.review for pair in taught])
     for pair in taught:
         counts = pair.counts

@@ -19,6 +19,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from satvision.core.errors import SatVisionError
+from satvision.core.feedback import CallbackFeedback
 from satvision.core.raster import Grid, write_geotiff
 from satvision.training.teacher_labels import FilledCounts, fill_undecided, teach_labels
 from satvision.training.water_label_builder import BANDS, IGNORE, LAND, WATER, reconcile_levels
@@ -162,6 +163,10 @@ def test_the_output_never_lies_in_or_over_the_data(tmp_path):
         with pytest.raises(SatVisionError, match="apart from the data"):
             teach_labels(tmp_path / "data", teacher, output)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["images", "labels"]
+    messages: list[str] = []
+    with pytest.raises(SatVisionError, match="confidence"):
+        teach_labels(tmp_path / "data", teacher, tmp_path / "out", confidence=0.4, feedback=CallbackFeedback(log=messages.append))
+    assert messages == [] and not (tmp_path / "out").exists()  # refused before the teacher ran or anything was written
 
 
 def test_the_script_writes_the_contact_sheet_and_tells_what_changed(tmp_path, capsys):

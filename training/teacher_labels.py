@@ -19,19 +19,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..core.atomic import atomic_path
 from ..core.errors import OperationCancelled, SatVisionError
 from ..core.feedback import Feedback, SilentFeedback
-from ..core.raster import grid_of, open_raster, write_geotiff
+from ..core.raster import Grid, grid_of, open_raster, write_geotiff
 from .segmentation_pairs import find_pairs
 from .water_label_builder import BANDS, IGNORE, LAND, WATER, reconcile_levels
 
 DEFAULT_CONFIDENCE = 0.9  #: a teacher probability at or above this is water, at or below 1 - this land
-PROBABILITY_NODATA = -1.0  #: what the engine writes where the image has no data
 
 
 @dataclass(frozen=True)
@@ -57,13 +55,18 @@ class TaughtPair:
     counts: FilledCounts
 
 
+def check_confidence(confidence: float) -> None:
+    """Refuse a confidence that would let one probability mean both water and land, or neither ever."""
+    if not 0.5 < confidence <= 1.0:
+        raise SatVisionError(f"The teacher's confidence must be above 0.5 and at most 1 (got {confidence:g}).")
+
+
 def fill_undecided(label: np.ndarray, probability: np.ndarray,
                    confidence: float = DEFAULT_CONFIDENCE) -> tuple[np.ndarray, FilledCounts]:
     """``label`` with its undecided (255) pixels set to water where ``probability`` (the teacher's water
     probability; negative where the image has no data) is at least ``confidence`` and to land where it is
     at most ``1 - confidence``; every other pixel as it was."""
-    if not 0.5 < confidence <= 1.0:
-        raise SatVisionError(f"The teacher's confidence must be above 0.5 and at most 1 (got {confidence:g}).")
+    check_confidence(confidence)
     if label.shape != probability.shape:
         raise SatVisionError(f"The label ({label.shape}) and the teacher's probability ({probability.shape}) differ in size.")
     undecided = (label == IGNORE) & (probability >= 0)
@@ -91,6 +94,7 @@ def teach_labels(data: str | Path, teacher: str | Path, output: str | Path, *, c
     from ..inference.segment_engine import SegmentationSettings, segment_raster
     from ..models.modelfile import load_model
 
+    check_confidence(confidence)  # before the teacher runs
     feedback = feedback or SilentFeedback()
     source, target = Path(data).resolve(), Path(output).resolve()
     if target == source or source in target.parents or target in source.parents:
@@ -127,7 +131,7 @@ class _Decided:
     label: np.ndarray
     filled: np.ndarray
     valid: np.ndarray
-    grid: Any
+    grid: Grid
     tags: dict[str, str]
     level: str
 
