@@ -1,6 +1,9 @@
 """Measure a water model the way issue 15 asks, through the real engine, on files as users have them.
 
-    .venv/bin/python scripts/water_acceptance.py --model MODEL.safetensors [--output FOLDER]
+    .venv/bin/python scripts/water_acceptance.py --model MODEL.safetensors [--output FOLDER] [--tta flips|d4]
+
+``--tta`` runs every part with that test-time augmentation instead of the card's (as the
+algorithm's *Test-time augmentation* parameter does).
 
 1. ``water_dev`` (hand-labelled Sen1Floods11 chips; never trained on): water IoU pooled and mean
    per image, precision and recall, beside NDWI > 0 on the same pixels (``satvision evaluate
@@ -61,10 +64,15 @@ TCI_FULL_SCALE = 2000.0
 BURN_FILE_BANDS = ("B2", "B3", "B4", "B8", "B12")
 
 
+#: the test-time augmentation every part runs with (``--tta``); None: the card's
+TTA: str | None = None
+
+
 def water_dev(model: Path, output: Path) -> dict:
     command = [sys.executable, "-m", "satvision", "evaluate", "segmentation", "--data", str(SHARED / "water_dev"),
                "--image-suffix", "_S2Hand", "--label-suffix", "_LabelHand", "--ignore-value", "-1",
-               "--model", str(model), "--device", "cpu", "--output", str(output / "water_dev"), "--json"]
+               "--model", str(model), "--device", "cpu", "--output", str(output / "water_dev"), "--json",
+               *(["--tta", TTA] if TTA else [])]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if completed.returncode:
         raise SystemExit(completed.stderr)
@@ -80,7 +88,7 @@ def water_mask(model: Path, image: Path, folder: Path) -> np.ndarray:
     for stale in (mask, folder / f"{image.stem}.gpkg"):
         stale.unlink(missing_ok=True)
     segment_water(image, folder / f"{image.stem}.gpkg", model=str(model), mask_path=mask,
-                  settings=SegmentationSettings(device="cpu"))
+                  settings=SegmentationSettings(device="cpu", test_time_augmentation=TTA))
     with rasterio.open(mask) as source:
         return source.read(1)
 
@@ -236,10 +244,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--output", type=Path, default=ROOT / ".build" / "acceptance")
+    parser.add_argument("--tta", choices=("none", "flips", "d4"), help="test-time augmentation instead of the card's")
     arguments = parser.parse_args()
+    global TTA
+    TTA = arguments.tta
     output = arguments.output / arguments.model.parent.name
     output.mkdir(parents=True, exist_ok=True)
-    report = {"model": str(arguments.model), "water_dev": water_dev(arguments.model, output),
+    report = {"model": str(arguments.model), "test_time_augmentation": TTA or "the card's", "water_dev": water_dev(arguments.model, output),
               "l1c_l2a": pair_agreement(arguments.model, output), "traps": traps(arguments.model, output),
               "burn_scars": burn_scars(arguments.model, output),
               "speed_cpu": throughput(arguments.model, output)}
