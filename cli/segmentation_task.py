@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core.options import add_arguments, argument_values
 from ..training.augment_settings import AugmentSettings, WaterAugmentSettings
-from ..training.segmentation_settings import DATA_HELP, SEGMENTATION_ARCHITECTURES
+from ..training.segmentation_settings import DATA_HELP, SEGMENTATION_ARCHITECTURES, SPLIT_MODES
 from ..training.segmentation_settings import SegmentationTrainingSettings as Settings
 from ..training.trainer_config import TrainerConfig
 from .printed_lines import PrintedLines
@@ -147,8 +147,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="model file (default: the bundled 6-band water model when every image has B11 and B12, else the 4-band one)")
     parser.add_argument("--split", choices=("all", "train", "validation", "test"), default="all",
-                        help="evaluate every pair (default), or one part of the split training made (same --seed)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split (with --split)")
+                        help="evaluate every pair (default), or one part of the split training made (same --split-mode and --seed)")
+    parser.add_argument("--split-mode", choices=SPLIT_MODES, default=None,
+                        help="how training split the pairs (with --split; default the model card's, else image)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the split (with --split; default the model card's, else 0)")
     add_arguments(parser, SegmentationSettings, ["tile_size", "batch_size", "device", "threshold", "test_time_augmentation"])
     add_reflectance_offset_argument(parser, SegmentationSettings)
     labels = parser.add_argument_group(
@@ -176,7 +178,8 @@ def evaluate(arguments: argparse.Namespace) -> int:
     from ..training.water_evaluation import LabelConvention, format_report
 
     result = evaluate_segmentation(
-        arguments.model, arguments.data, split=arguments.split, seed=arguments.seed, tile_size=arguments.tile_size,
+        arguments.model, arguments.data, split=arguments.split, seed=arguments.seed, split_mode=arguments.split_mode,
+        tile_size=arguments.tile_size,
         batch_size=arguments.batch_size, device=arguments.device, threshold=arguments.threshold,
         reflectance_offset=arguments.reflectance_offset, test_time_augmentation=arguments.test_time_augmentation,
         labels=LabelConvention.from_options(arguments.water_values, arguments.ignore_value),

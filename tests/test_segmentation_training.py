@@ -527,6 +527,36 @@ def test_evaluate_command_prints_json_from_the_inference_engine(trained, dataset
     assert bands["pixels"] == 2 * (163 - 134) * SIZE
 
 
+def test_evaluate_repeats_the_split_the_model_card_records(dataset, tmp_path, capsys):
+    """A model trained on row bands is measured on its test rows, not on an image split whose test image it trained on."""
+    from satvision.training.segmentation_evaluate import evaluate_segmentation
+
+    output = tmp_path / "rows"
+    assert satvision_main(["train", "segmentation", "--data", str(dataset), "--output", str(output), *TINY,
+                           "--patches-per-epoch", "8", "--split", "rows", "--seed", "4", "--epochs", "1"]) == 0
+    model = output / "model.safetensors"
+    assert read_card(model).extra["split"] == {"mode": "rows", "seed": 4}
+    capsys.readouterr()
+    evaluate = ["evaluate", "segmentation", "--data", str(dataset), "--model", str(model), "--device", "cpu", "--json", "--split", "test"]
+    assert satvision_main(evaluate) == 0
+    assert [item["rows"] for item in json.loads(capsys.readouterr().out)["per_image"]] == [[163, 192]] * 3  # each image's test band
+    assert satvision_main([*evaluate, "--split-mode", "image"]) == 0
+    whole = json.loads(capsys.readouterr().out)["per_image"]
+    assert len(whole) == 1 and whole[0]["rows"] == [0, SIZE]
+    lines: list[str] = []
+    evaluate_segmentation(model, dataset, split="validation", device="cpu", feedback=RecordingFeedback(messages=lines))
+    assert any("split training made: 3 image(s) each split into horizontal row bands" in line
+               and "seed 4 (split the model card's, seed the model card's)" in line for line in lines)
+    # a card from before the split was recorded: by image, seed 0, and the log says these are the defaults
+    lines.clear()
+    older = tmp_path / "older.safetensors"
+    network, card = load_model(model, task="segmentation")
+    card.extra.pop("split")
+    save_model(older, network.state_dict(), card)
+    evaluate_segmentation(older, dataset, split="test", device="cpu", feedback=RecordingFeedback(messages=lines))
+    assert any("split by image" in line and "seed 0 (split the default, seed the default)" in line for line in lines)
+
+
 def test_evaluate_without_model_or_bundled_default_fails_clearly(dataset, tmp_path, monkeypatch, capsys):
     import satvision.models.catalog as catalog
 

@@ -246,6 +246,7 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
         software_version=f"satvision {__version__}",
         extra={
             "loss": settings.loss,
+            "split": {"mode": settings.split, "seed": settings.seed},  # what `satvision evaluate --split` repeats
             "encoder_weights": settings.encoder_weights,
             "augmentation": jsonable(settings.augment),
             "optimizer": {"name": "AdamW", "lr": settings.trainer.lr, "weight_decay": settings.trainer.weight_decay,

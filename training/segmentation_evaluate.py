@@ -46,7 +46,8 @@ def evaluate_segmentation(
     data: str | Path,
     *,
     split: str = "all",
-    seed: int = 0,
+    seed: int | None = None,
+    split_mode: str | None = None,
     tile_size: int | None = None,
     batch_size: int = 4,
     device: str = "auto",
@@ -80,8 +81,11 @@ def evaluate_segmentation(
         data (str | Path): A folder with ``images/`` and ``labels/`` (same file names), or a
             manifest ``.csv`` (image,label) / ``.json`` (e.g. the one ``export_training_pairs`` writes).
         split (str): ``all`` (default: every whole image), or ``train``, ``validation`` or ``test``:
-            that part of the split training made with the same ``seed``.
-        seed (int): The seed of the split (with ``split`` other than ``all``). Default 0.
+            that part of the split training made (same ``split_mode`` and ``seed``).
+        seed (int | None): The seed of the split (with ``split`` other than ``all``). None (default):
+            the one the model card records (cards written since the split is recorded), else 0.
+        split_mode (str | None): ``image`` or ``rows``, how training split the pairs (``--split``).
+            None (default): the one the model card records, else ``image``.
         tile_size (int | None): Tile side in pixels. None (default): the model card's.
         batch_size (int): Tiles per forward pass. Default 4.
         device (str): ``auto`` (default: a CUDA GPU, then Apple MPS, else the CPU), ``cpu``, ``cuda``
@@ -138,7 +142,13 @@ def evaluate_segmentation(
         feedback.info(reason)
     network, card = load_model(path, task="segmentation", device="cpu")
     predictor = Predictor(network, card, device, test_time_augmentation)
-    regions = _whole_regions(pairs) if split == "all" else split_pairs(pairs, seed).part(split)
+    if split == "all":
+        regions = _whole_regions(pairs)
+    else:
+        mode, split_seed, source = training_split(card, split_mode, seed)
+        made = split_pairs(pairs, split_seed, mode=mode)
+        regions = made.part(split)
+        feedback.info(f"Measuring the {split} part of the split training made: {made.describe()}, seed {split_seed} ({source}).")
     for region in regions:
         water.check_pair_grid(region)
     folder = _evaluation_folder(output, regions)
@@ -199,6 +209,23 @@ def _output_name(region: Region) -> str:
     """The image's name, with the rows when only a band of rows of it was evaluated."""
     partial = region.rows != region.height
     return f"{region.pair.name}_rows{region.row_start}-{region.row_stop}" if partial else region.pair.name
+
+
+def training_split(card: Any, split_mode: str | None, seed: int | None) -> tuple[str, int, str]:
+    """The split mode and seed to repeat, and where they came from: given, else the model card's, else ``image`` and 0.
+
+    Evaluating a model trained with ``--split rows`` on a split by image would count pixels it
+    trained on as test pixels: the card records the split so that cannot happen by default.
+    """
+    recorded = card.extra.get("split")
+    recorded = recorded if isinstance(recorded, dict) else {}
+
+    def origin(given: Any, key: str) -> str:
+        return "given" if given is not None else "the model card's" if key in recorded else "the default"
+
+    mode = split_mode or recorded.get("mode") or "image"
+    chosen_seed = seed if seed is not None else int(recorded.get("seed", 0))
+    return mode, chosen_seed, f"split {origin(split_mode, 'mode')}, seed {origin(seed, 'seed')}"
 
 
 def _whole_regions(pairs) -> list[Region]:
