@@ -137,6 +137,33 @@ def test_split_keeps_pairs_together_and_repeats_by_seed(tmp_path):
     assert len(others) > 1  # the seed matters
 
 
+def test_split_by_place_keeps_one_grid_together_and_never_moves_a_place_when_images_are_added(tmp_path):
+    def places_by_part(split) -> list[set[str]]:
+        parts = [{region.pair.name for region in split.part(part)} for part in ("train", "validation", "test")]
+        places = [{name.split("_")[0] for name in names} for names in parts]
+        for names, where in zip(parts, places):  # both levels of each place in the same part
+            assert names == {f"{place}_{level}" for place in where for level in ("L1C", "L2A")}
+        return places
+
+    for seed in range(8):  # the same place (grid) at two processing levels
+        for level in ("L1C", "L2A"):
+            write_pair(tmp_path, f"p{seed}_{level}.tif", seed, size=64)
+    split = split_pairs(find_pairs(tmp_path), seed=0, mode="place")
+    before = places_by_part(split)
+    assert split.by_place and all(before) and sorted(set().union(*before)) == [f"p{seed}" for seed in range(8)]
+    assert "split by place" in split.describe()
+    for seed in range(8, 14):
+        for level in ("L1C", "L2A"):
+            write_pair(tmp_path, f"p{seed}_{level}.tif", seed, size=64)
+    after = places_by_part(split_pairs(find_pairs(tmp_path), seed=0, mode="place"))
+    assert [places & {f"p{seed}" for seed in range(8)} for places in after] == before  # the first eight stay put
+    assert len({frozenset(places_by_part(split_pairs(find_pairs(tmp_path), seed=s, mode="place"))[2]) for s in range(6)}) > 1
+    # what it prevents: the split by image parts the two levels of some place
+    by_image = split_pairs(find_pairs(tmp_path), seed=0)
+    image_places = [{region.pair.name.split("_")[0] for region in part} for part in (by_image.train, by_image.validation, by_image.test)]
+    assert sum(len(places) for places in image_places) > 14
+
+
 def test_fewer_than_three_images_split_into_disjoint_row_bands(dataset, source):
     pairs = find_pairs(dataset)[:2]
     split = split_pairs(pairs, seed=0)

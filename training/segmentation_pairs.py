@@ -24,6 +24,7 @@ Patches are drawn by :mod:`training.segmentation_sampling` and served to torch b
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import random
@@ -219,8 +220,12 @@ class Split:
     validation: list[Region]
     test: list[Region]
     by_image: bool
+    by_place: bool = False  # whole images, kept together by grid and placed by name (``mode="place"``)
 
     def describe(self) -> str:
+        if self.by_place:
+            return (f"split by place (images on one grid kept together, each place's part fixed by its name and the seed, "
+                    f"about 70/15/15): {len(self.train)} train, {len(self.validation)} validation, {len(self.test)} test images")
         if self.by_image:
             return (f"split by image (seeded 70/15/15): {len(self.train)} train, {len(self.validation)} validation, "
                     f"{len(self.test)} test images")
@@ -244,11 +249,15 @@ def raster_size(path: Path) -> tuple[int, int]:
 
 def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
                 mode: str = "image") -> Split:
-    """A reproducible train/validation/test split by image, or by row bands (``mode="rows"``, and
-    always with under 3 images).
+    """A reproducible train/validation/test split by image, by place (``mode="place"``) or by row
+    bands (``mode="rows"``, and always with under 3 images or places).
 
     Splitting by rows keeps every image in training (its top 70 %), which matters when a few small
-    images carry a kind of scene (snow, a burn scar) that no other image has.
+    images carry a kind of scene (snow, a burn scar) that no other image has. Splitting by place
+    keeps the images of one grid (the L1C and L2A of one acquisition) in one part, so a test place
+    was never trained on at another processing level, and fixes each place's part by its name and
+    the seed alone (:func:`name_share`), so adding images to the data never moves the others
+    (the split by image reshuffles them all).
     """
     if mode not in SPLIT_MODES:
         raise SatVisionError(f"Unknown split {mode!r}; choose one of {', '.join(SPLIT_MODES)}.")
@@ -261,6 +270,10 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, fl
         width, height = sizes[pair]
         return Region(pair, 0, height, width, height)
 
+    places = place_groups(ordered) if mode == "place" else []
+    if len(places) >= 3:
+        parts = split_places(places, seed, fractions)
+        return Split(*([whole(pair) for group in part for pair in group] for part in parts), by_image=True, by_place=True)
     if len(ordered) >= 3 and mode == "image":
         random.Random(seed).shuffle(ordered)  # nosec B311 - a seeded data split, not security
         count = len(ordered)
@@ -284,6 +297,44 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, fl
         validation.append(Region(pair, first, second, width, height))
         test.append(Region(pair, second, height, width, height))
     return Split(train, validation, test, by_image=False)
+
+
+def place_groups(pairs: Sequence[Pair]) -> list[list[Pair]]:
+    """The pairs grouped by the grid of their image (CRS, transform and size: one place, e.g. the L1C
+    and L2A of one acquisition), in the order given; an image without a CRS is a place of its own."""
+    groups: dict[Any, list[Pair]] = {}
+    for pair in pairs:
+        with open_raster(pair.image) as dataset:
+            grid = grid_of(dataset)
+        key = (grid.crs.to_wkt(), tuple(grid.transform)[:6], grid.width, grid.height) if grid.crs else str(pair.image)
+        groups.setdefault(key, []).append(pair)
+    return list(groups.values())
+
+
+def name_share(name: str, seed: int) -> float:
+    """A number in [0, 1) fixed by ``name`` and ``seed`` alone (SHA-256): where a place falls in the split."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_places(places: Sequence[Sequence[Pair]], seed: int,
+                 fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> tuple[list, list, list]:
+    """Train, validation and test places (three or more): a place whose first image name has a
+    :func:`name_share` under 0.70 trains, under 0.85 validates, else tests. A part left empty takes
+    the place nearest its range from the largest part, so each part has one."""
+    shares = {id(place): name_share(place[0].name, seed) for place in places}
+    bounds = (0.0, fractions[0], fractions[0] + fractions[1], 1.0)
+    parts: list[list] = [[], [], []]
+    for place in places:
+        share = shares[id(place)]
+        parts[0 if share < bounds[1] else 1 if share < bounds[2] else 2].append(place)
+    for empty in (index for index in (1, 2, 0) if not parts[index]):
+        donor = max(parts, key=len)
+        middle = (bounds[empty] + bounds[empty + 1]) / 2
+        nearest = min(donor, key=lambda place: abs(shares[id(place)] - middle))
+        donor.remove(nearest)
+        parts[empty].append(nearest)
+    return parts[0], parts[1], parts[2]
 
 
 def ground_sample_distance(pairs: Sequence[Pair]) -> float:

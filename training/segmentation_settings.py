@@ -21,7 +21,7 @@ DEFAULT_CLASSES = ("background", "water")
 SEGMENTATION_ARCHITECTURES = ("unet", "attention_unet", "unet3plus")
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
 #: how the images are split (checked by :func:`training.segmentation_pairs.split_pairs`)
-SPLIT_MODES = ("image", "rows")
+SPLIT_MODES = ("image", "rows", "place")
 #: how a patch's image is drawn (checked by :class:`training.segmentation_sampling.PatchSettings`)
 PATCH_WEIGHTINGS = ("area", "scene")
 #: the names :data:`training.losses.LOSSES` builds
@@ -78,7 +78,9 @@ class SegmentationTrainingSettings:
                                        "(every training image alike, so small images of rare scenes are seen)")
     split: str = option("image", choices=SPLIT_MODES, label="Split",
                         help="image: a seeded 70/15/15 split of the images; rows: every image split into top 70 % train, "
-                             "15 % validation, 15 % test row bands, so each image is trained on")
+                             "15 % validation, 15 % test row bands, so each image is trained on; place: images on one grid "
+                             "(the L1C and L2A of one acquisition) kept together, each place's part fixed by its name and the "
+                             "seed, so adding images never moves the others")
     max_validation_tiles: int | None = option(None, help="validate on a seeded subset of this many tiles", label="Validation tiles")
     loss: str = option("dice_ce", choices=LOSS_NAMES, help="dice_ce: the origin notebook's Dice + cross-entropy", label="Loss")
     aux_weight: float = option(1.0, help="unet3plus deep-supervision weight", label="Deep-supervision weight")
