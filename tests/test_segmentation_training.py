@@ -152,6 +152,8 @@ def test_split_by_place_keeps_one_grid_together_and_never_moves_a_place_when_ima
     before = places_by_part(split)
     assert split.by_place and all(before) and sorted(set().union(*before)) == [f"p{seed}" for seed in range(8)]
     assert "split by place" in split.describe()
+    two_places = split_pairs([pair for pair in find_pairs(tmp_path) if pair.name[:2] in ("p0", "p1")], seed=0, mode="place")
+    assert not two_places.by_image and two_places.describe().endswith("because fewer than 3 places (grids) were given")
     for seed in range(8, 14):
         for level in ("L1C", "L2A"):
             write_pair(tmp_path, f"p{seed}_{level}.tif", seed, size=64)

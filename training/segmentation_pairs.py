@@ -221,6 +221,7 @@ class Split:
     test: list[Region]
     by_image: bool
     by_place: bool = False  # whole images, kept together by grid and placed by name (``mode="place"``)
+    why_rows: str = ""  # why images were split into row bands when another split was asked for
 
     def describe(self) -> str:
         if self.by_place:
@@ -229,7 +230,7 @@ class Split:
         if self.by_image:
             return (f"split by image (seeded 70/15/15): {len(self.train)} train, {len(self.validation)} validation, "
                     f"{len(self.test)} test images")
-        reason = " because fewer than 3 images were given" if len(self.train) < 3 else ""
+        reason = f" because {self.why_rows}" if self.why_rows else ""
         return f"{len(self.train)} image(s) each split into horizontal row bands (70/15/15 from the top){reason}"
 
     def part(self, name: str) -> list[Region]:
@@ -296,7 +297,9 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, fl
         train.append(Region(pair, 0, first, width, height))
         validation.append(Region(pair, first, second, width, height))
         test.append(Region(pair, second, height, width, height))
-    return Split(train, validation, test, by_image=False)
+    why = ("" if mode == "rows" else "fewer than 3 places (grids) were given" if mode == "place" and len(ordered) >= 3
+           else "fewer than 3 images were given")
+    return Split(train, validation, test, by_image=False, why_rows=why)
 
 
 def place_groups(pairs: Sequence[Pair]) -> list[list[Pair]]:
