@@ -30,10 +30,10 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..core.errors import SatVisionError
-from ..core.raster import grid_of, open_raster
+from ..core.raster import Grid, grid_of, open_raster
 from .segmentation_settings import SPLIT_MODES
 
 IGNORE_INDEX = 255
@@ -242,10 +242,10 @@ class Split:
         return parts[name]
 
 
-def raster_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of a raster, from its header."""
+def raster_grid(path: Path) -> Grid:
+    """Where a raster's pixels lie (CRS, transform, size), from its header."""
     with open_raster(path) as dataset:
-        return dataset.width, dataset.height
+        return grid_of(dataset)
 
 
 def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
@@ -265,13 +265,14 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, fl
     if not pairs:
         raise SatVisionError("No training pairs were given.")
     ordered = sorted(pairs, key=lambda pair: (str(pair.image), str(pair.label)))
-    sizes = {pair: raster_size(pair.image) for pair in ordered}
+    grids = {pair: raster_grid(pair.image) for pair in ordered}
+    sizes = {pair: (grid.width, grid.height) for pair, grid in grids.items()}
 
     def whole(pair: Pair) -> Region:
         width, height = sizes[pair]
         return Region(pair, 0, height, width, height)
 
-    places = place_groups(ordered) if mode == "place" else []
+    places = place_groups(ordered, grids) if mode == "place" else []
     if len(places) >= 3:
         parts = split_places(places, seed, fractions)
         return Split(*([whole(pair) for group in part for pair in group] for part in parts), by_image=True, by_place=True)
@@ -302,13 +303,12 @@ def split_pairs(pairs: Sequence[Pair], seed: int = 0, fractions: tuple[float, fl
     return Split(train, validation, test, by_image=False, why_rows=why)
 
 
-def place_groups(pairs: Sequence[Pair]) -> list[list[Pair]]:
+def place_groups(pairs: Sequence[Pair], grids: Mapping[Pair, Grid]) -> list[list[Pair]]:
     """The pairs grouped by the grid of their image (CRS, transform and size: one place, e.g. the L1C
     and L2A of one acquisition), in the order given; an image without a CRS is a place of its own."""
     groups: dict[Any, list[Pair]] = {}
     for pair in pairs:
-        with open_raster(pair.image) as dataset:
-            grid = grid_of(dataset)
+        grid = grids[pair]
         key = (grid.crs.to_wkt(), tuple(grid.transform)[:6], grid.width, grid.height) if grid.crs else str(pair.image)
         groups.setdefault(key, []).append(pair)
     return list(groups.values())

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import atomic_path
+from ..core.bands import match_bands
 from ..core.errors import OperationCancelled, SatVisionError
 from ..core.feedback import Feedback, SilentFeedback
-from ..core.raster import Grid, grid_of, open_raster, write_geotiff
+from ..core.raster import Grid, band_descriptions, grid_of, open_raster, write_geotiff
 from .segmentation_pairs import find_pairs
 from .water_label_builder import BANDS, IGNORE, LAND, WATER, reconcile_levels
 
@@ -69,13 +70,12 @@ def fill_undecided(label: np.ndarray, probability: np.ndarray,
     check_confidence(confidence)
     if label.shape != probability.shape:
         raise SatVisionError(f"The label ({label.shape}) and the teacher's probability ({probability.shape}) differ in size.")
-    undecided = (label == IGNORE) & (probability >= 0)
-    to_water = undecided & (probability >= confidence)
-    to_land = undecided & (probability <= 1.0 - confidence)
+    valid = probability >= 0
+    undecided = (label == IGNORE) & valid
     out = label.copy()
-    out[to_water] = WATER
-    out[to_land] = LAND
-    return out, FilledCounts(int(undecided.sum()), int(to_water.sum()), int(to_land.sum()))
+    out[undecided & (probability >= confidence)] = WATER
+    out[undecided & (probability <= 1.0 - confidence)] = LAND
+    return out, _counts(label, out, valid)
 
 
 def teach_labels(data: str | Path, teacher: str | Path, output: str | Path, *, confidence: float = DEFAULT_CONFIDENCE,
@@ -169,7 +169,7 @@ def _write_taught(item: _Decided, target: Path, teacher: str, confidence: float)
     with write_geotiff(label_out, item.grid, 1, "uint8", nodata=IGNORE, band_names=["water"], tags=tags) as out:
         out.write(item.filled[None])
     with open_raster(item.image) as dataset:
-        values = dataset.read([_band_index(dataset, name) for name in BANDS])
+        values = dataset.read(match_bands(BANDS, band_descriptions(dataset), source=f"the image {item.image.name}"))
     review = write_teacher_review_png(target / "review" / f"{item.image.stem}.png",
                                       _title(item.image.stem, counts, item.label.size), values, item.valid,
                                       item.label, item.filled)
@@ -180,13 +180,6 @@ def _counts(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> FilledC
     undecided = (before == IGNORE) & valid
     return FilledCounts(int(undecided.sum()), int((undecided & (after == WATER)).sum()),
                         int((undecided & (after == LAND)).sum()))
-
-
-def _band_index(dataset, name: str) -> int:
-    descriptions = list(dataset.descriptions)
-    if name not in descriptions:
-        raise SatVisionError(f"{dataset.name} has no band described {name}; the review picture needs {', '.join(BANDS)}.")
-    return descriptions.index(name) + 1
 
 
 def _title(name: str, counts: FilledCounts, pixels: int) -> str:
