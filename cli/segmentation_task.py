@@ -63,7 +63,7 @@ AUGMENT_OPTIONS = ("flips", "elastic_p", "jitter_p", "gain", "offset", "simulate
 WATER_AUGMENT_OPTIONS = ("synthetic_water_p", "snow_p", "burn_scar_p", "terrain_shading_p", "turbid_p", "algae_p", "clouds_p",
                          "sun_gain_p", "haze_p", "baseline_offset_p", "noise_sigma")
 SCHEDULE_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_epochs", "restart_epochs")
-LOSS_OPTIONS = ("loss", "aux_weight", "cgm_weight")
+LOSS_OPTIONS = ("loss", "aux_weight", "cgm_weight", "teacher", "teacher_weight")
 STOPPING_OPTIONS = ("freeze_encoder_epochs", "early_stopping_patience", "monitor", "keep", "grad_clip", "ema_decay", "seed")
 RUNNING_OPTIONS = ("device", "mixed_precision", "workers", "resume", "quiet")
 

@@ -34,6 +34,7 @@ from ..models.spectral_indices import index_inputs
 from ..version import __version__
 from . import plots
 from .augment import PatchAugmentation
+from .distillation import DistillationTarget, Teacher, distillation_loss, patch_bands
 from .losses import SegmentationObjective, build_loss
 from .metrics import SegmentationMetrics
 from .reporting import clean_metrics, jsonable, write_json
@@ -49,19 +50,37 @@ TRIPTYCHS = 4
 
 
 class SegmentationTask:
-    """The segmentation side of :class:`training.trainer.TrainingTask`."""
+    """The segmentation side of :class:`training.trainer.TrainingTask`.
 
-    def __init__(self, card: ModelCard, loss: str = "dice_ce", aux_weight: float = 1.0, cgm_weight: float = 0.5) -> None:
+    With a ``teacher`` (:mod:`training.distillation`) the patches carry the teacher's bands after the
+    model's own, and the training loss adds ``teacher_weight`` × the divergence from the teacher's
+    water probability; validation and test losses stay the labels' alone.
+    """
+
+    def __init__(self, card: ModelCard, loss: str = "dice_ce", aux_weight: float = 1.0, cgm_weight: float = 0.5,
+                 teacher: Teacher | None = None, teacher_weight: float = 1.0) -> None:
         self.normalisation = card.normalisation
         self.bands = list(card.bands)
         self.class_names = card.class_names()
         self.objective = SegmentationObjective(build_loss(loss, IGNORE_INDEX), aux_weight, cgm_weight, IGNORE_INDEX)
+        self.teacher = teacher
+        self.teacher_weight = teacher_weight
 
     def inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        # exactly what inference.predictor does: normalise, then invalid pixels to 0 (the band mean)
-        return normalise(batch["values"], self.normalisation, self.bands) * batch["valid"].unsqueeze(1)
+        # exactly what inference.predictor does: normalise, then invalid pixels to 0 (the band mean);
+        # the model's bands come first in the patches (a teacher's others follow)
+        values = batch["values"][:, : len(self.bands)]
+        return normalise(values, self.normalisation, self.bands) * batch["valid"].unsqueeze(1)
 
-    def loss(self, outputs: Mapping[str, Any], target: torch.Tensor) -> torch.Tensor:
+    def training_target(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | DistillationTarget:
+        if self.teacher is None:
+            return batch["target"]
+        return DistillationTarget(batch["target"], self.teacher.probability(batch["values"], batch["valid"]), batch["valid"])
+
+    def loss(self, outputs: Mapping[str, Any], target: torch.Tensor | DistillationTarget) -> torch.Tensor:
+        if isinstance(target, DistillationTarget):
+            return (self.objective(outputs, target.labels)
+                    + self.teacher_weight * distillation_loss(outputs["logits"], target.teacher_probability, target.valid))
         return self.objective(outputs, target)
 
     def new_metrics(self) -> SegmentationMetrics:
@@ -138,7 +157,8 @@ def train_segmentation(settings: SegmentationTrainingSettings, feedback: Feedbac
         raise SatVisionError("Water segmentation has two classes (background, water): give two class names.")
     pairs = find_pairs(settings.data)
     split = split_pairs(pairs, settings.seed, mode=settings.split)
-    source = PatchSource(settings.bands, len(settings.class_names), settings.cache_mb * 2**20)
+    bands = patch_bands(settings.bands, Teacher.bands_of(settings.teacher)) if settings.teacher else list(settings.bands)
+    source = PatchSource(bands, len(settings.class_names), settings.cache_mb * 2**20)
     try:
         return _train(settings, params, pairs, split, source, feedback)
     finally:
@@ -162,9 +182,13 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         plain = TrainPatches(source, split.train, patch, length, settings.seed)
         indices = index_inputs(settings.index_inputs, settings.bands)
         mean, std = reflectance_statistics(plain, min(length, STATISTICS_PATCHES), settings.reflectance_scale, indices)
-        card = _new_card(settings, params, pairs, split, mean, std, indices)
+        own = list(range(len(settings.bands))) + list(range(len(source.bands), len(source.bands) + len(indices)))
+        card = _new_card(settings, params, pairs, split, [mean[i] for i in own], [std[i] for i in own], indices)
+    teacher = Teacher(settings.teacher, card) if settings.teacher else None
+    if teacher is not None:
+        card = dataclasses.replace(card, extra={**card.extra, "teacher": {**teacher.describe(), "weight": settings.teacher_weight}})
 
-    augmentation = PatchAugmentation(settings.augment, settings.reflectance_scale, settings.bands)
+    augmentation = PatchAugmentation(settings.augment, settings.reflectance_scale, source.bands)
     train_data = TrainPatches(source, split.train, patch, length, settings.seed, augmentation)
     val_data = TileSet(source, split.validation, settings.patch_size, settings.max_validation_tiles, settings.seed)
     test_data = TileSet(source, split.test, settings.patch_size, settings.max_validation_tiles, settings.seed)
@@ -173,11 +197,12 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
     network = build_network(card)
     if settings.encoder_weights and not (settings.trainer.resume and checkpoint.is_file()):
         _load_pretrained_encoder(network, settings)
-    task = SegmentationTask(card, settings.loss, settings.aux_weight, settings.cgm_weight)
+    task = SegmentationTask(card, settings.loss, settings.aux_weight, settings.cgm_weight, teacher, settings.teacher_weight)
     trainer = Trainer(network, task, settings.trainer, output,
                       save_weights=lambda path, weights: save_model(path, weights, card), feedback=feedback)
     trainer.say(f"{split.describe()}; {length} patches per epoch of {settings.patch_size} px; "
-                f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.placement}")
+                f"{settings.architecture} ({settings.encoder}, depth {settings.encoder_depth}) on {trainer.placement}"
+                + (f"; distilled from {teacher.card.name} ({','.join(teacher.card.bands)}), weight {settings.teacher_weight:g}" if teacher else ""))
     result = trainer.fit(train_data, val_data)
     validation = clean_metrics({k: v for k, v in result.kept_metrics.items() if k not in ("epoch", "lr", "train_loss", "encoder_frozen", "seconds")})
     if not validation:
@@ -202,7 +227,7 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
         rows = read_log(output / LOG)
         if rows:
             plots.plot_curves(rows, output / "curves.png", title=f"{final_card.name}: {split.describe()}")
-        _write_triptychs(network, task, val_data, settings.bands, output / "triptychs", trainer.device)
+        _write_triptychs(network, task, val_data, source.bands, output / "triptychs", trainer.device)
         write_json(output / "training.json", {
             "settings": jsonable(settings), "split": {
                 "description": split.describe(),

@@ -85,6 +85,12 @@ class SegmentationTrainingSettings:
     loss: str = option("dice_ce", choices=LOSS_NAMES, help="dice_ce: the origin notebook's Dice + cross-entropy", label="Loss")
     aux_weight: float = option(1.0, help="unet3plus deep-supervision weight", label="Deep-supervision weight")
     cgm_weight: float = option(0.5, help="unet3plus tile-classifier weight", label="Tile-classifier weight")
+    teacher: Path | None = option(None, metavar="FILE", label="Teacher model",
+                                  help="distil from this water model file, which may read more bands (e.g. the 6-band model "
+                                       "teaching a 4-band one): its water probability on every augmented training patch is a "
+                                       "second target beside the labels")
+    teacher_weight: float = option(1.0, minimum=0.0, help="weight of the divergence from the teacher's probability in the loss",
+                                   label="Teacher weight")
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     reflectance_scale: float = option(10000.0, help="raster value of reflectance 1.0", label="Reflectance scale")
     gsd_m: float | None = option(None, flag="--gsd", help="ground sample distance in metres (default the images' pixel size)",

@@ -62,8 +62,9 @@ class TrainingTask(Protocol):
     def inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Network input of a batch already on the device (normalisation happens here)."""
 
-    def loss(self, outputs: Mapping[str, Any], target: torch.Tensor) -> torch.Tensor:
-        """Training loss of :class:`TrainingOutputs` outputs."""
+    def loss(self, outputs: Mapping[str, Any], target: Any) -> torch.Tensor:
+        """Training loss of :class:`TrainingOutputs` outputs against ``batch["target"]`` (validation), or
+        against what the task's optional ``training_target(batch)`` makes of the batch (training steps)."""
 
     def new_metrics(self) -> Metrics:
         """A fresh metric accumulator."""
@@ -362,9 +363,10 @@ class Trainer:
         for batch in bar:
             self._check_cancelled()
             inputs = self.task.inputs(batch)
+            target = self.task.training_target(batch) if hasattr(self.task, "training_target") else batch["target"]
             with accelerator.autocast():
                 outputs = module(inputs)
-            loss = self.task.loss(outputs, batch["target"])
+            loss = self.task.loss(outputs, target)
             accelerator.backward(loss)
             if frozen_encoder is not None:
                 # Dropping the gradients (rather than requires_grad=False) keeps DDP's gradient
