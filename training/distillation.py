@@ -2,7 +2,7 @@
 
 Why: a 4-band (B2, B3, B4, B8) model cannot see SWIR, which is what separates shallow flood water in
 fields from wet soil, but a 6-band teacher can. Fitted to the three ``water_dev`` chips themselves, a
-per-pixel rule on B2, B3, B4 and B8 alone reaches water IoU 0.857 pooled (B2–B12: 0.925), so
+per-pixel rule on B2, B3, B4 and B8 alone reaches water IoU 0.857 pooled (with B11 and B12: 0.923), so
 those four bands hold more than the 4-band models trained on labels learn from them (0.766). The
 teacher's water probability on every training patch, after augmentation (synthetic water, burn
 scars, snow and the rest carry SWIR physics the teacher reads), is a second target beside the
