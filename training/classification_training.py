@@ -59,6 +59,9 @@ class ClassificationTask:
         values = batch["values"]
         return (values - self.mean.to(values.device)) / self.std.to(values.device)
 
+    def training_target(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return batch["target"]
+
     def loss(self, outputs: Mapping[str, Any], target: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(outputs["logits"].float(), target, label_smoothing=self.label_smoothing)
 

@@ -62,9 +62,13 @@ class TrainingTask(Protocol):
     def inputs(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Network input of a batch already on the device (normalisation happens here)."""
 
+    def training_target(self, batch: Mapping[str, torch.Tensor]) -> Any:
+        """What the loss of a training step compares the outputs with: ``batch["target"]``, or more
+        (a distillation teacher's probability beside the labels)."""
+
     def loss(self, outputs: Mapping[str, Any], target: Any) -> torch.Tensor:
-        """Training loss of :class:`TrainingOutputs` outputs against ``batch["target"]`` (validation), or
-        against what the task's optional ``training_target(batch)`` makes of the batch (training steps)."""
+        """Training loss of :class:`TrainingOutputs` outputs against ``batch["target"]`` (validation) or
+        ``training_target(batch)`` (training steps)."""
 
     def new_metrics(self) -> Metrics:
         """A fresh metric accumulator."""
@@ -363,7 +367,7 @@ class Trainer:
         for batch in bar:
             self._check_cancelled()
             inputs = self.task.inputs(batch)
-            target = self.task.training_target(batch) if hasattr(self.task, "training_target") else batch["target"]
+            target = self.task.training_target(batch)
             with accelerator.autocast():
                 outputs = module(inputs)
             loss = self.task.loss(outputs, target)
