@@ -70,7 +70,7 @@ RUNNING_OPTIONS = ("device", "mixed_precision", "workers", "resume", "quiet")
 
 def add_train_arguments(parser: argparse.ArgumentParser, compare: bool = False) -> None:
     add_arguments(parser, Settings, ["data", "output"] + ([] if compare else ["architecture"]))
-    add_arguments(parser.add_argument_group("model"), Settings, MODEL_OPTIONS)
+    add_arguments(parser.add_argument_group("model"), Settings, MODEL_OPTIONS + (() if compare else ("init_from",)))
     add_arguments(parser.add_argument_group("patches"), Settings, PATCH_OPTIONS)
     augment = parser.add_argument_group("augmentation")
     add_arguments(augment, AugmentSettings, AUGMENT_OPTIONS)  # --no-flips: see settings_from_arguments
@@ -96,8 +96,8 @@ def settings_from_arguments(arguments: argparse.Namespace):
         water=WaterAugmentSettings(**argument_values(arguments, WaterAugmentSettings, WATER_AUGMENT_OPTIONS)),
     )
     chosen = ["data", "output", *MODEL_OPTIONS, *PATCH_OPTIONS, *LOSS_OPTIONS]
-    if hasattr(arguments, "architecture"):  # compare trains every architecture it is given instead
-        chosen.append("architecture")
+    if hasattr(arguments, "architecture"):  # compare trains every architecture it is given instead (from scratch)
+        chosen += ["architecture", "init_from"]
     return Settings(**argument_values(arguments, Settings, chosen), augment=augment, trainer=trainer)
 
 

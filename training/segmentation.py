@@ -28,7 +28,7 @@ from ..core.errors import SatVisionError
 from ..core.feedback import Feedback, SilentFeedback
 from ..models.architectures import build_network
 from ..models.card import Architecture, ClassInfo, ModelCard, Normalisation, NormalisedDifference, Tiling
-from ..models.modelfile import read_card, save_model
+from ..models.modelfile import load_model, read_card, save_model
 from ..models.normalisation import normalise
 from ..models.spectral_indices import index_inputs
 from ..version import __version__
@@ -176,8 +176,18 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
     checkpoint = output / CHECKPOINTS / LAST_WEIGHTS
     if not settings.trainer.resume:
         check_new_run(output)
-    if settings.trainer.resume and checkpoint.is_file():
+    resuming = settings.trainer.resume and checkpoint.is_file()
+    start = _fine_tuned_card(settings, params) if settings.init_from and not resuming else None
+    if resuming:
         card = _checkpoint_card(checkpoint, settings, params)
+    elif start is not None:  # fine-tuning keeps the normalisation the weights learned with
+        card = _new_card(settings, params, pairs, split, start.normalisation.mean, start.normalisation.std, start.normalisation.indices)
+        # weights derived from the start model carry its licence unless the user names one (share-alike terms still bind)
+        card = dataclasses.replace(card, license=start.license if settings.license == "unspecified" else settings.license,
+                                   training_data=f"{card.training_data}; fine-tuned from {start.name}, itself trained on: "
+                                                       f"{start.training_data}",
+                                   extra={**card.extra, "init_from": {"name": start.name, "file": Path(settings.init_from).name,
+                                                                      "license": start.license}})
     else:
         plain = TrainPatches(source, split.train, patch, length, settings.seed)
         indices = index_inputs(settings.index_inputs, settings.bands)
@@ -195,8 +205,12 @@ def _train(settings: SegmentationTrainingSettings, params: dict[str, Any], pairs
 
     torch.manual_seed(settings.seed)
     network = build_network(card)
-    if settings.encoder_weights and not (settings.trainer.resume and checkpoint.is_file()):
+    if settings.encoder_weights and not resuming:
         _load_pretrained_encoder(network, settings)
+    if start is not None:
+        pretrained, _ = load_model(settings.init_from, task="segmentation")
+        network.load_state_dict(pretrained.float().state_dict())  # bundled files store float16
+        feedback.info(f"Fine-tuning {start.name} ({Path(settings.init_from).name})")
     task = SegmentationTask(card, settings.loss, settings.aux_weight, settings.cgm_weight, teacher, settings.teacher_weight)
     trainer = Trainer(network, task, settings.trainer, output,
                       save_weights=lambda path, weights: save_model(path, weights, card), feedback=feedback)
@@ -280,6 +294,27 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
                           "ema_decay": settings.trainer.ema_decay},
         },
     )
+
+
+def _fine_tuned_card(settings: SegmentationTrainingSettings, params: dict[str, Any]) -> ModelCard:
+    """The card of the model ``settings.init_from`` fine-tunes, checked against the requested network and inputs."""
+    path = Path(settings.init_from)
+    start = read_card(path)
+    if start.task != "segmentation" or len(start.classes) != len(settings.class_names):
+        raise SatVisionError(f"--init-from {path.name} is a {start.task} model with {len(start.classes)} classes; fine-tuning "
+                             f"needs a segmentation model with {len(settings.class_names)} (background, water).")
+    inputs = [*start.bands, *(index.name for index in start.normalisation.indices)]
+    requested = [*settings.bands, *(index.name for index in index_inputs(settings.index_inputs, settings.bands))]
+    if start.architecture.id != settings.architecture or start.architecture.params != params or inputs != requested:
+        raise SatVisionError(
+            f"--init-from {path.name} is a {start.architecture.id} {start.architecture.params} on inputs {','.join(inputs)}, "
+            f"but this run builds a {settings.architecture} {params} on {','.join(requested)}: give the options that "
+            f"model was trained with (`satvision models show {path}` lists them)."
+        )
+    if start.normalisation.reflectance_scale != settings.reflectance_scale:
+        raise SatVisionError(f"--init-from {path.name} reads reflectance × {start.normalisation.reflectance_scale:g}; give "
+                             f"--reflectance-scale {start.normalisation.reflectance_scale:g}.")
+    return start
 
 
 def _checkpoint_card(checkpoint: Path, settings: SegmentationTrainingSettings, params: dict[str, Any]) -> ModelCard:

@@ -56,6 +56,10 @@ class SegmentationTrainingSettings:
     decoder_channels: list[int] | None = option(None, label="Decoder channels",  # unet / attention_unet
                                                 help="unet/attention_unet decoder widths, one per stage (default the last "
                                                      "DEPTH of 256,128,64,32,16)")
+    init_from: Path | None = option(None, metavar="MODEL", label="Fine-tune from",
+                                    help="fine-tune a SatVision water model (e.g. resources/models/water-default-6band.safetensors) on "
+                                         "your data: same --architecture, --encoder, --encoder-depth, --cat-channels or "
+                                         "--decoder-channels, --bands and --index-inputs as that model; its normalisation is kept")
     cat_channels: int = option(64, help="unet3plus channels per skip", label="UNet3+ channels per skip")
     bands: list[str] = option(help="input bands by description", label="Input bands", default_factory=lambda: list(DEFAULT_BANDS))
     index_inputs: list[str] = option(help="spectral indices given to the network beside its bands, computed from them: "
