@@ -303,14 +303,10 @@ def _fine_tuned_card(settings: SegmentationTrainingSettings, params: dict[str, A
     if start.task != "segmentation" or len(start.classes) != len(settings.class_names):
         raise SatVisionError(f"--init-from {path.name} is a {start.task} model with {len(start.classes)} classes; fine-tuning "
                              f"needs a segmentation model with {len(settings.class_names)} (background, water).")
-    inputs = [*start.bands, *(index.name for index in start.normalisation.indices)]
-    requested = [*settings.bands, *(index.name for index in index_inputs(settings.index_inputs, settings.bands))]
-    if start.architecture.id != settings.architecture or start.architecture.params != params or inputs != requested:
-        raise SatVisionError(
-            f"--init-from {path.name} is a {start.architecture.id} {start.architecture.params} on inputs {','.join(inputs)}, "
-            f"but this run builds a {settings.architecture} {params} on {','.join(requested)}: give the options that "
-            f"model was trained with (`satvision models show {path}` lists them)."
-        )
+    difference = _network_difference(start, settings, params)
+    if difference:
+        raise SatVisionError(f"--init-from {path.name} is {difference}: give the options that model was trained with "
+                             f"(`satvision models show {path}` lists them).")
     if start.normalisation.reflectance_scale != settings.reflectance_scale:
         raise SatVisionError(f"--init-from {path.name} reads reflectance × {start.normalisation.reflectance_scale:g}; give "
                              f"--reflectance-scale {start.normalisation.reflectance_scale:g}.")
@@ -320,15 +316,21 @@ def _fine_tuned_card(settings: SegmentationTrainingSettings, params: dict[str, A
 def _checkpoint_card(checkpoint: Path, settings: SegmentationTrainingSettings, params: dict[str, Any]) -> ModelCard:
     """The card the interrupted run started with (its normalisation must stay), checked against the request."""
     card = read_card(checkpoint)
+    difference = _network_difference(card, settings, params)
+    if difference:
+        raise SatVisionError(f"The checkpoint in {checkpoint.parent} is {difference}. Resume with the same options, or train "
+                             "into another output folder.")
+    return card
+
+
+def _network_difference(card: ModelCard, settings: SegmentationTrainingSettings, params: dict[str, Any]) -> str | None:
+    """How the network and inputs of ``card`` differ from those the settings build, or None when they are the same."""
     inputs = [*card.bands, *(index.name for index in card.normalisation.indices)]
     requested = [*settings.bands, *(index.name for index in index_inputs(settings.index_inputs, settings.bands))]
-    if card.architecture.id != settings.architecture or card.architecture.params != params or inputs != requested:
-        raise SatVisionError(
-            f"The checkpoint in {checkpoint.parent} is a {card.architecture.id} {card.architecture.params} on inputs "
-            f"{','.join(inputs)}, not the requested {settings.architecture} {params} on {','.join(requested)}. "
-            "Resume with the same options, or train into another output folder."
-        )
-    return card
+    if card.architecture.id == settings.architecture and card.architecture.params == params and inputs == requested:
+        return None
+    return (f"a {card.architecture.id} {card.architecture.params} on inputs {','.join(inputs)}, not the requested "
+            f"{settings.architecture} {params} on {','.join(requested)}")
 
 
 def _load_pretrained_encoder(network: torch.nn.Module, settings: SegmentationTrainingSettings) -> None:
