@@ -83,6 +83,10 @@ def test_a_model_that_does_not_fit_the_run_is_refused_with_the_fix(dataset, star
     assert satvision_main([*common, "--output", str(tmp_path / "b"), "--init-from", str(classifier)]) != 0
     assert "fine-tuning needs a segmentation model" in capsys.readouterr().err
 
+    weights = tmp_path / "encoder.safetensors"
+    assert satvision_main([*common, "--output", str(tmp_path / "d"), "--init-from", str(start_model), "--encoder-weights", str(weights)]) != 0
+    assert "give one of them" in capsys.readouterr().err
+
     missing = tmp_path / "nowhere.safetensors"
     assert satvision_main([*common, "--output", str(tmp_path / "c"), "--init-from", str(missing)]) != 0
     assert "nowhere.safetensors" in capsys.readouterr().err

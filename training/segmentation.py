@@ -299,6 +299,8 @@ def _new_card(settings: SegmentationTrainingSettings, params: dict[str, Any], pa
 def _fine_tuned_card(settings: SegmentationTrainingSettings, params: dict[str, Any]) -> ModelCard:
     """The card of the model ``settings.init_from`` fine-tunes, checked against the requested network and inputs."""
     path = Path(settings.init_from)
+    if settings.encoder_weights:  # the start model's weights would silently replace them
+        raise SatVisionError("--init-from and --encoder-weights both set the encoder's weights: give one of them.")
     start = read_card(path)
     if start.task != "segmentation" or len(start.classes) != len(settings.class_names):
         raise SatVisionError(f"--init-from {path.name} is a {start.task} model with {len(start.classes)} classes; fine-tuning "
