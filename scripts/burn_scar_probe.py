@@ -82,7 +82,8 @@ def probe(model: Path, output: Path) -> list[dict]:
         with rasterio.open(folder / f"{scene}_burn_mask.tif") as source:
             perimeter = source.read(1) > 0
         with rasterio.open(reflectance) as source:
-            dark = perimeter & (source.read(2) < DARK_GREEN) & (source.read(2) > 0)
+            green = source.read(2)
+        dark = perimeter & (green < DARK_GREEN) & (green > 0)
         for name, factors in variants.items():
             image = variant_file(reflectance, bands, dark, factors, output / f"{scene}_{len(rows)}.tif")
             mask = water_mask(model, image, output)

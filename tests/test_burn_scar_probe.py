@@ -3,26 +3,19 @@ pixels only, on the original grid, so a change in the model's call is the varian
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from tests_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 WILDFIRE = ROOT.parent / "shared" / "data" / "s2_scenes" / "wildfire_ca"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("burn_scar_probe", ROOT / "scripts" / "burn_scar_probe.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_a_model_that_reads_swir_1_gets_six_bands_and_others_the_files_five():
-    script = load_script()
+    script = load_script("burn_scar_probe")
     assert script.probe_bands(["B2", "B3", "B4", "B8", "B11", "B12"]) == ("B2", "B3", "B4", "B8", "B11", "B12")
     assert script.probe_bands(["B2", "B3", "B4", "B8"]) == ("B2", "B3", "B4", "B8", "B12")
 
@@ -30,7 +23,7 @@ def test_a_model_that_reads_swir_1_gets_six_bands_and_others_the_files_five():
 @pytest.mark.skipif(not (WILDFIRE / "CODY_20240608_post_fire.tif").is_file(),
                     reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
 def test_a_variant_scales_the_named_bands_of_the_dark_burnt_pixels_only(tmp_path):
-    script = load_script()
+    script = load_script("burn_scar_probe")
     reflectance = script.reflectance_from_tci(WILDFIRE / "CODY_20240608_post_fire.tif", tmp_path / "cody.tif")
     with rasterio.open(reflectance) as source:
         original = dict(zip(source.descriptions, source.read()))

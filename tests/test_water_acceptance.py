@@ -3,28 +3,21 @@ visible bands only as the 8-bit true-colour image, so the script recovers reflec
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from tests_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 WILDFIRE = ROOT.parent / "shared" / "data" / "s2_scenes" / "wildfire_ca"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("water_acceptance", ROOT / "scripts" / "water_acceptance.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 @pytest.mark.skipif(not (WILDFIRE / "CODY_20240608_post_fire.tif").is_file(),
                     reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
 def test_reflectance_from_the_true_colour_image_keeps_the_grid_and_the_real_bands(tmp_path):
-    script = load_script()
+    script = load_script("water_acceptance")
     original = WILDFIRE / "CODY_20240608_post_fire.tif"
     converted = script.reflectance_from_tci(original, tmp_path / "cody.tif")
     with rasterio.open(original) as source, rasterio.open(converted) as result:
@@ -51,7 +44,7 @@ TERRAMIND = ROOT.parent / "shared" / "data" / "s2_scenes" / "terramind"
 def test_the_l1c_l2a_picture_shows_where_the_two_masks_differ(tmp_path):
     from PIL import Image
 
-    script = load_script()
+    script = load_script("water_acceptance")
     image = TERRAMIND / "433D_629L_3_1_S2L2A.tif"
     with rasterio.open(image) as source:
         shape = source.shape

@@ -3,22 +3,15 @@ separate water from bands that do not (real GeoTIFFs in the Sen1Floods11 layout,
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+from tests_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("water_band_ceiling", ROOT / "scripts" / "water_band_ceiling.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def write_chip(folder: Path, name: str, seed: int) -> None:
@@ -38,7 +31,7 @@ def write_chip(folder: Path, name: str, seed: int) -> None:
 
 
 def test_a_band_that_separates_water_reaches_the_ceiling_and_noise_does_not(tmp_path):
-    script = load_script()
+    script = load_script("water_band_ceiling")
     for seed, name in enumerate(("A_1", "B_2")):
         write_chip(tmp_path, name, seed)
     names, values, water, chips = script.labelled_pixels(tmp_path)

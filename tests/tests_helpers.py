@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
 from satvision.core.raster import Grid, open_raster, write_geotiff
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str) -> ModuleType:
+    """The module of ``scripts/NAME.py`` (scripts are not a package), freshly executed."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def qgis_process_json(completed: subprocess.CompletedProcess) -> dict:
