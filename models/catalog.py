@@ -246,7 +246,7 @@ def default_water_model(
     missing = [band for band in cards[0][1].bands if normalise_band_name(band) not in available]
     return DefaultChoice(path, f"Default water model: {label(card)} (the raster has no {'/'.join(missing)} band: "
                                "fetch them or stack them, see README, \"The bundled water models\"; without SWIR, fresh burn "
-                               "scars look like water and can be called water)")
+                               "scars and dark bare soil look like water and can be called water)")
 
 
 def default_model_path(task: str, bundled_dir: Path = BUNDLED_MODELS_DIR) -> Path:

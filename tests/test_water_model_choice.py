@@ -70,7 +70,7 @@ def four_only(tmp_path_factory) -> Path:
         (["blue", "green", "red", "nir", "swir16", "swir22"], None, SIX_BAND_FILE, "6-band"),  # STAC common names
         (["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12", "SCL"], None, SIX_BAND_FILE, "6-band"),
         (FOUR, None, FOUR_BAND_FILE, "4-band (B2, B3, B4, B8) (the raster has no B11/B12 band: fetch them or stack them, see README"),
-        (FOUR, None, FOUR_BAND_FILE, "without SWIR, fresh burn scars look like water"),  # measured: README, Traps
+        (FOUR, None, FOUR_BAND_FILE, "without SWIR, fresh burn scars and dark bare soil look like water"),  # measured: README
         (["B2", "B3", "B4", "B8", "B11"], None, FOUR_BAND_FILE, "the raster has no B12 band"),
         ([None] * 6, None, FOUR_BAND_FILE, "the raster has no B2/B3/B4/B8/B11/B12 band"),  # its check then names the fix
         ([None] * 6, [1, 2, 3, 4, 5, 6], SIX_BAND_FILE, "as the Bands parameter gives 6 raster bands"),
