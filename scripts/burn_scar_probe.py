@@ -28,7 +28,7 @@ import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from water_acceptance import ROOT, SHARED, reflectance_from_tci, water_mask  # noqa: E402
+from water_acceptance import B11_FROM_B12, ROOT, SHARED, reflectance_from_tci, water_mask  # noqa: E402
 
 SCENES = ("CODY_20240608", "CANAL_20240530")
 #: Green (B3) below this (reflectance x 10000) inside the perimeter: the near-black char.
@@ -47,7 +47,6 @@ SIX_BAND_VARIANTS = {
     "SWIR x 0.5": {"B11": 0.5, "B12": 0.5},
     "SWIR x 0.3": {"B11": 0.3, "B12": 0.3},
 }
-B11_FROM_B12 = 1.15
 
 
 def probe_bands(bands: list[str]) -> tuple[str, ...]:

@@ -36,6 +36,24 @@ def test_reflectance_from_the_true_colour_image_keeps_the_grid_and_the_real_band
     assert np.median(green[burnt]) < 300 and np.median(out_nir[burnt]) > np.median(green[burnt])
 
 
+
+@pytest.mark.skipif(not (WILDFIRE / "CODY_20240608_post_fire.tif").is_file(),
+                    reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
+def test_a_model_that_reads_b11_gets_it_estimated_from_b12(tmp_path):
+    script = load_script("water_acceptance")
+    original = WILDFIRE / "CODY_20240608_post_fire.tif"
+    five = script.reflectance_from_tci(original, tmp_path / "five.tif")
+    six = script.reflectance_from_tci(original, tmp_path / "six.tif", estimate_b11=True)
+    with rasterio.open(five) as first, rasterio.open(six) as second:
+        assert second.descriptions == ("B2", "B3", "B4", "B8", "B11", "B12")
+        shared = dict(zip(first.descriptions, first.read()))
+        estimated = dict(zip(second.descriptions, second.read()))
+    for band, values in shared.items():
+        np.testing.assert_array_equal(estimated[band], values)
+    np.testing.assert_allclose(estimated["B11"], shared["B12"] * script.B11_FROM_B12, rtol=1e-6)
+    assert script.B11_FROM_B12 > 1  # over char and dry grass B11 lies a little above B12
+
+
 TERRAMIND = ROOT.parent / "shared" / "data" / "s2_scenes" / "terramind"
 
 
