@@ -113,8 +113,7 @@ def pair_agreement(model: Path, output: Path) -> list[dict]:
         l1c = water_mask(model, SHARED / "s2_scenes" / "terramind" / f"{place}_S2L1C.tif", output / "terramind")
         l2a = water_mask(model, SHARED / "s2_scenes" / "terramind" / f"{place}_S2L2A.tif", output / "terramind")
         valid = (l1c != 255) & (l2a != 255)
-        both, either = ((l1c == 1) & (l2a == 1) & valid).sum(), (((l1c == 1) | (l2a == 1)) & valid).sum()
-        iou = float(both / either) if either else None
+        iou = mask_iou((l1c == 1) & valid, (l2a == 1) & valid)
         rows.append({"place": place, "l1c_water": float((l1c[valid] == 1).mean()), "l2a_water": float((l2a[valid] == 1).mean()),
                      "iou": iou, "agreement": float(((l1c == l2a) & valid).sum() / valid.sum())})
         agreement_picture(SHARED / "s2_scenes" / "terramind" / f"{place}_S2L2A.tif", l1c, l2a, output / "terramind" / f"{place}.png",
