@@ -12,10 +12,11 @@ from tests_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 WILDFIRE = ROOT.parent / "shared" / "data" / "s2_scenes" / "wildfire_ca"
+needs_wildfire = pytest.mark.skipif(not (WILDFIRE / "CODY_20240608_post_fire.tif").is_file(),
+                                    reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
 
 
-@pytest.mark.skipif(not (WILDFIRE / "CODY_20240608_post_fire.tif").is_file(),
-                    reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
+@needs_wildfire
 def test_reflectance_from_the_true_colour_image_keeps_the_grid_and_the_real_bands(tmp_path):
     script = load_script("water_acceptance")
     original = WILDFIRE / "CODY_20240608_post_fire.tif"
@@ -36,9 +37,7 @@ def test_reflectance_from_the_true_colour_image_keeps_the_grid_and_the_real_band
     assert np.median(green[burnt]) < 300 and np.median(out_nir[burnt]) > np.median(green[burnt])
 
 
-
-@pytest.mark.skipif(not (WILDFIRE / "CODY_20240608_post_fire.tif").is_file(),
-                    reason="needs ../shared/data/s2_scenes (shared data, present in CI)")
+@needs_wildfire
 def test_a_model_that_reads_b11_gets_it_estimated_from_b12(tmp_path):
     script = load_script("water_acceptance")
     original = WILDFIRE / "CODY_20240608_post_fire.tif"
