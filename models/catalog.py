@@ -206,7 +206,7 @@ def default_water_model(
     has by description (matched as :func:`core.bands.match_bands` matches), else the last one, whose
     band check then reports precisely what is missing.
     """
-    from ..core.bands import normalise_band_name
+    from ..core.bands import complete_band_sets, normalise_band_name
     from .modelfile import read_card
 
     paths = list(default_water_candidates() if candidates is None else candidates)
@@ -244,9 +244,14 @@ def default_water_model(
         why = f"the other default, {', '.join(others)}, is not installed" if others else "the only default"
         return DefaultChoice(path, f"Default water model: {label(card)} ({why})")
     missing = [band for band in cards[0][1].bands if normalise_band_name(band) not in available]
+    # Bands named with a prefix or suffix (A_B11, B12_20m) are not matched by name, but the user should hear of them.
+    named_otherwise = complete_band_sets(cards[0][1].bands, band_descriptions)
+    sets = " or ".join(f"{','.join(str(number) for number in numbers)} ({pattern})" for pattern, numbers in named_otherwise.items())
+    hint = (f"; the raster seems to have them under other names: give Bands {sets} to run the "
+            f"{len(cards[0][1].bands)}-band model") if named_otherwise else ""
     return DefaultChoice(path, f"Default water model: {label(card)} (the raster has no {'/'.join(missing)} band: "
                                "fetch them or stack them, see README, \"The bundled water models\"; without SWIR, fresh burn "
-                               "scars and dark bare soil look like water and can be called water)")
+                               f"scars and dark bare soil look like water and can be called water{hint})")
 
 
 def default_model_path(task: str, bundled_dir: Path = BUNDLED_MODELS_DIR) -> Path:

@@ -231,6 +231,60 @@ def test_the_band_mismatch_hint_names_the_bands_parameter_and_its_command_works(
         assert list(dataset.descriptions) == BANDS
 
 
+TWO_DATES = ["A_B4", "A_B3", "A_B2", "A_B8", "B_B4", "B_B3", "B_B2", "B_B8"]  # as Fields of the World's stacks name them
+
+
+@pytest.mark.parametrize(
+    ("descriptions", "sets"),
+    [
+        (TWO_DATES, {"A_*": {"B4": 1, "B3": 2, "B2": 3, "B8": 4}, "B_*": {"B4": 5, "B3": 6, "B2": 7, "B8": 8}}),
+        (["B04_2021-06-01", "B04_2021-09-01", "nir_2021-06-01"],
+         {"*_2021-06-01": {"B4": 1, "B8": 3}, "*_2021-09-01": {"B4": 2}}),
+        (["B08 (10 m)", "Sentinel-2 B11"], {"* (10 m)": {"B8": 1}, "Sentinel-2 *": {"B11": 2}}),
+        (["B2", "B03", "red", "B2_B3_ratio", "TCI_R (8-bit)", "Band 1", None, "SCL"], {}),  # plain names, two bands, none
+        (["A_B4", "A_B04"], {"A_*": {"B4": 1}}),  # the first band of a name in a set wins
+    ],
+)
+def test_bands_named_with_a_prefix_or_suffix_are_grouped_by_that_naming(descriptions, sets):
+    from satvision.core.bands import affixed_band_sets
+
+    assert affixed_band_sets(descriptions) == sets
+
+
+def test_a_two_date_stack_is_refused_with_each_dates_band_numbers_and_they_work(reflectance, saved_model, tmp_path):
+    """A stack of two dates (bands A_B4 … B_B8) is never guessed at: the error names each date's band numbers
+    in the model's order, and giving one set in the Bands parameter runs the model on exactly those bands."""
+    later = (reflectance.astype(np.float32) * 0.7).astype(np.uint16)  # the second date: other values
+    order = [2, 1, 0, 3]  # B4, B3, B2, B8 from B2, B3, B4, B8
+    stack = write_raster(tmp_path / "two dates.tif", np.concatenate([reflectance[order], later[order]]), "uint16",
+                         descriptions=TWO_DATES)
+    with pytest.raises(BandMismatchError) as caught:
+        segment_water(stack, tmp_path / "w.gpkg", model=str(saved_model))
+    message = str(caught.value)
+    assert "carry a prefix or suffix (2 set(s)" in message
+    assert "are raster bands 3, 2, 1, 4 for A_*; 7, 6, 5, 8 for B_*" in message
+    assert "--BANDS=3 --BANDS=2 --BANDS=1 --BANDS=4 for A_*" in message
+    assert not (tmp_path / "w.gpkg").exists()
+
+    plain = write_raster(tmp_path / "second date.tif", later, "uint16")
+    expected = segment_water(plain, tmp_path / "plain.gpkg", model=str(saved_model), probability_path=tmp_path / "plain.tif")
+    settings = SegmentationSettings(band_positions=[7, 6, 5, 8])
+    result = segment_water(stack, tmp_path / "b.gpkg", model=str(saved_model), probability_path=tmp_path / "b.tif",
+                           settings=settings)
+    assert result.run.tile_count == expected.run.tile_count > 0
+    with rasterio.open(tmp_path / "plain.tif") as want, rasterio.open(tmp_path / "b.tif") as got:
+        np.testing.assert_array_equal(got.read(), want.read())
+
+
+def test_a_plain_name_mixed_with_suffixed_ones_completes_a_set():
+    from satvision.core.bands import complete_band_sets
+
+    descriptions = ["B2", "B3", "B4", "B8", "B11_20m", "B12_20m"]
+    assert complete_band_sets(["B2", "B3", "B4", "B8", "B11", "B12"], descriptions) == {"*_20m": [1, 2, 3, 4, 5, 6]}
+    assert complete_band_sets(["B2", "B3", "B4", "B8"], descriptions) == {}  # the plain names suffice: no set needed
+    assert complete_band_sets(["B2", "B5"], descriptions) == {}  # no naming has B5
+
+
 def test_the_hint_lists_a_placeholder_per_band_when_counts_differ(reflectance, saved_model, tmp_path):
     raster = write_raster(tmp_path / "three.tif", reflectance[:3], "uint16", descriptions=None)
     with pytest.raises(BandMismatchError, match=r"\['NAME1', 'NAME2', 'NAME3'\]"):

@@ -76,6 +76,12 @@ def four_only(tmp_path_factory) -> Path:
         ([None] * 6, [1, 2, 3, 4, 5, 6], SIX_BAND_FILE, "as the Bands parameter gives 6 raster bands"),
         ([None] * 6, [3, 2, 1, 4], FOUR_BAND_FILE, "as the Bands parameter gives 4 raster bands"),
         (SIX, [1, 2, 3, 4], FOUR_BAND_FILE, "4-band"),  # explicit positions win over descriptions
+        (["B2", "B3", "B4", "B8", "B11_20m", "B12_20m"], None, FOUR_BAND_FILE,  # SWIR under other names: named, not guessed
+         "the raster has no B11/B12 band: fetch them or stack them"),
+        (["B2", "B3", "B4", "B8", "B11_20m", "B12_20m"], None, FOUR_BAND_FILE,
+         "the raster seems to have them under other names: give Bands 1,2,3,4,5,6 (*_20m) to run the 6-band model)"),
+        ([f"{date}_{band}" for date in "AB" for band in SIX], None, FOUR_BAND_FILE,
+         "give Bands 1,2,3,4,5,6 (A_*) or 7,8,9,10,11,12 (B_*) to run the 6-band model"),
     ],
 )
 def test_the_default_water_model_table(bundled, descriptions, positions, chosen, why):
