@@ -13,6 +13,7 @@ from typing import Sequence
 from ..core.errors import SatVisionError
 from ..version import __version__
 from . import (
+    classify_command,
     compare_command,
     diagnose_command,
     evaluate_command,
@@ -20,6 +21,7 @@ from . import (
     generation_command,
     models_command,
     sample_data_command,
+    segment_command,
     train_command,
 )
 
@@ -27,6 +29,8 @@ COMMAND_MODULES = (
     models_command,
     diagnose_command,
     sample_data_command,
+    segment_command,
+    classify_command,
     fetch_command,
     train_command,
     evaluate_command,

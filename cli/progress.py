@@ -3,12 +3,13 @@ completed fraction (0–1), with log lines and warnings above it."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
 class FractionBar:
     """A tqdm bar fed with fractions; ``info``/``warning`` print above it; ``quiet`` shows nothing but
-    the warnings. Never cancelled: Ctrl-C stops the command (``KeyboardInterrupt``)."""
+    the warnings, on stderr. Never cancelled: Ctrl-C stops the command (``KeyboardInterrupt``)."""
 
     def __init__(self, quiet: bool = False) -> None:
         from tqdm import tqdm
@@ -30,7 +31,8 @@ class FractionBar:
             self._tqdm.write(message)
 
     def warning(self, message: str) -> None:
-        self._tqdm.write(f"warning: {message}")
+        # quiet commands print their result (JSON) on stdout: their warnings go to stderr, never into it
+        self._tqdm.write(f"warning: {message}", file=sys.stderr if self.quiet else None)
 
     def close(self) -> None:
         if self.bar is not None:

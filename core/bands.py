@@ -127,13 +127,14 @@ def _bands_parameter_fix(wanted: Sequence[str], descriptions: Sequence[str | Non
     complete = complete_band_sets(wanted, descriptions)
     if not complete:
         return ("Fix: choose the raster bands in the model's order in the algorithm's Bands parameter "
-                "(qgis_process: --BANDS=N once per band, in that order)")
+                "(qgis_process: --BANDS=N once per band, in that order; satvision segment or classify: --bands N,N,…)")
     listed = "; ".join(f"{', '.join(map(str, numbers))} for {pattern}" for pattern, numbers in complete.items())
     pattern, first = next(iter(complete.items()))
     return (
         f"Its band names carry a prefix or suffix ({len(complete)} set(s): several dates in one raster?), so "
         f"{', '.join(wanted)} are raster bands {listed}. Fix: give the set you mean in the algorithm's Bands "
-        f"parameter, in that order (qgis_process: {' '.join(f'--BANDS={number}' for number in first)} for {pattern})"
+        f"parameter, in that order (qgis_process: {' '.join(f'--BANDS={number}' for number in first)} for {pattern}; "
+        f"satvision segment or classify: --bands {','.join(map(str, first))})"
     )
 
 

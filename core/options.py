@@ -150,6 +150,8 @@ def _parser_for(kind: Any, declared_option: DeclaredOption) -> Callable[[str], A
                 value = kind(text)
             except ValueError as error:
                 raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from error
+            if declared_option.option.unset is not None and value == declared_option.option.unset:
+                return None  # the declared "not set" value (0: the model's tile size, -1: its overlap)
             if (low is not None and value < low) or (high is not None and value > high):
                 raise argparse.ArgumentTypeError(f"expected a value from {low:g} to {high:g}, got {text}".replace("None", "-"))
             return value

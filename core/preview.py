@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+from rasterio.windows import Window, from_bounds
 
 from .atomic import atomic_path
 from .raster import open_raster, select_bands
@@ -20,18 +22,28 @@ def stretch(band: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.clip((band - low) / max(high - low, 1e-6), 0, 1)
 
 
-def read_true_colour(raster: str | os.PathLike[str], max_side: int = 1024) -> np.ndarray:
+def read_true_colour(
+    raster: str | os.PathLike[str],
+    max_side: int = 1024,
+    bands: Sequence[int] | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> np.ndarray:
     """An RGBA uint8 array of the raster's B4/B3/B2, at most ``max_side`` pixels wide or high.
 
-    Each band is stretched between its 2nd and 98th percentile of valid pixels; invalid
-    (nodata) pixels are transparent.
+    ``bands``: the 1-based raster bands to show as red, green and blue (default: B4, B3, B2 by band
+    description). ``bounds``: only this part of the raster (west, south, east, north in its CRS), e.g.
+    the grid of a mask made for an extent. Each band is stretched between its 2nd and 98th percentile
+    of valid pixels; invalid (nodata) pixels are transparent.
     """
     with open_raster(raster) as dataset:
-        indexes = select_bands(dataset, TRUE_COLOUR)
-        factor = max(1.0, max(dataset.width, dataset.height) / max_side)
-        shape = (max(1, round(dataset.height / factor)), max(1, round(dataset.width / factor)))
-        data = dataset.read(indexes, out_shape=(len(indexes), *shape)).astype("float32")
-        valid = np.all(dataset.read_masks(indexes, out_shape=(len(indexes), *shape)) > 0, axis=0)
+        indexes = list(bands) if bands else select_bands(dataset, TRUE_COLOUR)
+        window = (from_bounds(*bounds, transform=dataset.transform).round_offsets().round_lengths()
+                  if bounds else Window(0, 0, dataset.width, dataset.height))
+        factor = max(1.0, max(window.width, window.height) / max_side)
+        shape = (max(1, round(window.height / factor)), max(1, round(window.width / factor)))
+        data = dataset.read(indexes, window=window, out_shape=(len(indexes), *shape), boundless=bool(bounds)).astype("float32")
+        masks = dataset.read_masks(indexes, window=window, out_shape=(len(indexes), *shape), boundless=bool(bounds))
+        valid = np.all(masks > 0, axis=0)
     rgba = np.zeros((*shape, 4), dtype=np.uint8)
     for channel, band in enumerate(data):
         rgba[..., channel] = (stretch(band, valid) * 255).astype(np.uint8)
@@ -54,15 +66,24 @@ def write_outline_preview(
     png: str | os.PathLike[str],
     max_side: int = 1600,
     colour: tuple[int, int, int] = (255, 230, 0),
+    bands: Sequence[int] | None = None,
 ) -> Path:
     """True colour of ``raster`` with the outlines of ``mask`` (1 = inside) drawn over it.
 
-    The mask must lie on the raster's grid (as SatVision's masks do); both are read decimated
-    to at most ``max_side`` pixels, so memory stays small for any raster size.
+    The mask must lie on the raster's grid (as SatVision's masks do), the whole of it or the part
+    a job was limited to; both are read decimated to at most ``max_side`` pixels, so memory stays
+    small for any raster size. ``bands``: as :func:`read_true_colour`.
     """
     from PIL import Image
+    from rasterio.transform import array_bounds
 
-    rgba = read_true_colour(raster, max_side)
+    with open_raster(mask) as dataset:
+        mask_bounds = array_bounds(dataset.height, dataset.width, dataset.transform)
+        west, south, east, north = mask_bounds
+    with open_raster(raster) as dataset:
+        whole = array_bounds(dataset.height, dataset.width, dataset.transform)
+    same = np.allclose(whole, mask_bounds, atol=1e-6 * max(abs(value) for value in whole + mask_bounds) + 1e-9)
+    rgba = read_true_colour(raster, max_side, bands=bands, bounds=None if same else (west, south, east, north))
     with open_raster(mask) as dataset:
         inside = dataset.read(1, out_shape=rgba.shape[:2]) == 1
     interior = inside.copy()
@@ -83,12 +104,13 @@ def write_tile_class_preview(
     colours: dict[str, str],
     max_side: int = 1400,
     title: str = "",
+    bands: Sequence[int] | None = None,
 ) -> Path:
     """True colour of ``raster`` with each classified tile of the vector layer ``tiles`` filled
     half-transparent in its class colour, outlined, and a legend with the tile count per class.
 
     Tiles must be in the raster's CRS (as ``classifytiles`` writes them). Tiles marked ``nodata``
-    are drawn as grey outlines.
+    are drawn as grey outlines. ``bands``: as :func:`read_true_colour`.
     """
     import matplotlib
 
@@ -100,7 +122,7 @@ def write_tile_class_preview(
 
     from .raster import grid_of
 
-    rgba = read_true_colour(raster, max_side)
+    rgba = read_true_colour(raster, max_side, bands=bands)
     with open_raster(raster) as dataset:
         grid = grid_of(dataset)
     west, south, east, north = array_bounds(grid.height, grid.width, grid.transform)

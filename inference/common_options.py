@@ -36,7 +36,8 @@ REFLECTANCE_OFFSET_HELP = (
 )
 BAND_POSITIONS_HELP = (
     "Leave empty to match the model's bands (e.g. B2, B3, B4, B8) with the raster's band descriptions. "
-    "Choose raster bands here, in the model's order, when the raster's bands have no such descriptions."
+    "Choose raster bands here, in the model's order, when the raster's bands have no such descriptions or "
+    "when it holds several sets of them (two dates in one stack: A_B4 … B_B8)."
 )
 
 
