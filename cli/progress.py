@@ -19,7 +19,7 @@ class FractionBar:
         self.bar: Any = None if quiet else tqdm(total=1000, unit="‰", leave=False, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
 
     def progress(self, fraction: float) -> None:
-        if self.bar is not None:
+        if self.bar is not None and int(1000 * fraction) != self.bar.n:  # redraw only when the bar moves
             self.bar.n = int(1000 * fraction)
             self.bar.refresh()
 
