@@ -47,4 +47,4 @@ def preview_bands(model_bands: Sequence[str], positions: Sequence[int] | None) -
     names = [normalise_band_name(band) for band in model_bands]
     if all(band in names for band in ("B4", "B3", "B2")):
         return [positions[names.index(band)] for band in ("B4", "B3", "B2")]
-    return [positions[index] for index in range(min(3, len(positions)))] * (3 // min(3, len(positions)))
+    return (list(positions) * 3)[:3]  # one or two bands: repeated, so the picture still has three

@@ -13,6 +13,9 @@ from .progress import FractionBar
 from .raster_job_arguments import add_raster_arguments, preview_bands
 from .reflectance_offset import add_reflectance_offset_argument
 
+#: the engine's options the command takes as declared (``--bands``, ``--extent`` and the offset have their own parsers)
+OPTIONS = ["tile_size", "overlap", "batch_size", "device", "threshold", "test_time_augmentation"]
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from ..inference.segment_engine import SegmentationSettings  # torch-free: the options, declared once
@@ -34,8 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preview", type=Path, default=None, metavar="PNG",
                         help="also write a picture: true colour with the water outlines")
     add_raster_arguments(parser)
-    add_arguments(parser, SegmentationSettings, ["tile_size", "overlap", "batch_size", "device", "threshold",
-                                                 "test_time_augmentation"])
+    add_arguments(parser, SegmentationSettings, OPTIONS)
     add_reflectance_offset_argument(parser, SegmentationSettings)
     add_arguments(parser, PolygonSettings)
     parser.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
@@ -50,8 +52,7 @@ def segment_command(arguments: argparse.Namespace) -> int:
 
     settings = SegmentationSettings(
         band_positions=arguments.bands, bounds=arguments.extent, reflectance_offset=arguments.reflectance_offset,
-        **argument_values(arguments, SegmentationSettings, ["tile_size", "overlap", "batch_size", "device", "threshold",
-                                                            "test_time_augmentation"]),
+        **argument_values(arguments, SegmentationSettings, OPTIONS),
     )
     with contextlib.ExitStack() as stack:
         stack.enter_context(cleanup_on_terminate())  # SIGTERM: outputs being written are removed
@@ -88,4 +89,3 @@ def segment_command(arguments: argparse.Namespace) -> int:
     print(f"Wrote {summary['output']} ({summary['polygon_count']} water polygons, {summary['water_area_m2'] / 1e6:.3f} km²)"
           + "".join(f", {path}" for path in others))
     return 0
-

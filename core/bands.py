@@ -61,10 +61,7 @@ def match_bands(
     to fix it: choose the bands in the algorithm's Bands parameter, or set band descriptions
     with a command that really does (``gdal_edit.py -mo`` sets metadata items, not descriptions).
     """
-    available: dict[str, int] = {}
-    for index, description in enumerate(descriptions, start=1):
-        if description:
-            available.setdefault(normalise_band_name(description), index)
+    available = plain_band_indexes(descriptions)
     missing = [band for band in wanted if normalise_band_name(band) not in available]
     if missing:
         described = ", ".join(
@@ -80,6 +77,16 @@ def match_bands(
             f"{description_command(path or 'FILE', _example_names(wanted, len(descriptions)))}"
         )
     return [available[normalise_band_name(band)] for band in wanted]
+
+
+def plain_band_indexes(descriptions: Sequence[str | None]) -> dict[str, int]:
+    """Canonical band name -> 1-based band number, for descriptions that are a band's name as a whole
+    (``B02``, ``red``); the first band of a name wins."""
+    indexes: dict[str, int] = {}
+    for index, description in enumerate(descriptions, start=1):
+        if description:
+            indexes.setdefault(normalise_band_name(description), index)
+    return indexes
 
 
 def affixed_band_sets(descriptions: Sequence[str | None]) -> dict[str, dict[str, int]]:
@@ -107,14 +114,11 @@ def affixed_band_sets(descriptions: Sequence[str | None]) -> dict[str, dict[str,
 def complete_band_sets(wanted: Sequence[str], descriptions: Sequence[str | None]) -> dict[str, list[int]]:
     """For each naming of :func:`affixed_band_sets` that, with the bands named plainly, provides every
     ``wanted`` band: the 1-based raster bands in ``wanted``'s order (what the Bands parameter takes)."""
-    plain: dict[str, int] = {}
-    for index, description in enumerate(descriptions, start=1):
-        if description:
-            plain.setdefault(normalise_band_name(description), index)
+    plain = plain_band_indexes(descriptions)
+    bands = [normalise_band_name(band) for band in wanted]
     complete: dict[str, list[int]] = {}
     for pattern, named in affixed_band_sets(descriptions).items():
         available = {**plain, **named}
-        bands = [normalise_band_name(band) for band in wanted]
         if any(band in named for band in bands) and all(band in available for band in bands):
             complete[pattern] = [available[band] for band in bands]
     return complete

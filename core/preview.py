@@ -37,12 +37,13 @@ def read_true_colour(
     """
     with open_raster(raster) as dataset:
         indexes = list(bands) if bands else select_bands(dataset, TRUE_COLOUR)
-        window = (from_bounds(*bounds, transform=dataset.transform).round_offsets().round_lengths()
-                  if bounds else Window(0, 0, dataset.width, dataset.height))
+        whole = Window(0, 0, dataset.width, dataset.height)
+        window = from_bounds(*bounds, transform=dataset.transform).round_offsets().round_lengths() if bounds else whole
+        boundless = window != whole  # only a part (an extent's mask) may reach past the raster's edge
         factor = max(1.0, max(window.width, window.height) / max_side)
         shape = (max(1, round(window.height / factor)), max(1, round(window.width / factor)))
-        data = dataset.read(indexes, window=window, out_shape=(len(indexes), *shape), boundless=bool(bounds)).astype("float32")
-        masks = dataset.read_masks(indexes, window=window, out_shape=(len(indexes), *shape), boundless=bool(bounds))
+        data = dataset.read(indexes, window=window, out_shape=(len(indexes), *shape), boundless=boundless).astype("float32")
+        masks = dataset.read_masks(indexes, window=window, out_shape=(len(indexes), *shape), boundless=boundless)
         valid = np.all(masks > 0, axis=0)
     rgba = np.zeros((*shape, 4), dtype=np.uint8)
     for channel, band in enumerate(data):
@@ -78,13 +79,8 @@ def write_outline_preview(
     from rasterio.transform import array_bounds
 
     with open_raster(mask) as dataset:
-        mask_bounds = array_bounds(dataset.height, dataset.width, dataset.transform)
-        west, south, east, north = mask_bounds
-    with open_raster(raster) as dataset:
-        whole = array_bounds(dataset.height, dataset.width, dataset.transform)
-    same = np.allclose(whole, mask_bounds, atol=1e-6 * max(abs(value) for value in whole + mask_bounds) + 1e-9)
-    rgba = read_true_colour(raster, max_side, bands=bands, bounds=None if same else (west, south, east, north))
-    with open_raster(mask) as dataset:
+        rgba = read_true_colour(raster, max_side, bands=bands,
+                                bounds=array_bounds(dataset.height, dataset.width, dataset.transform))
         inside = dataset.read(1, out_shape=rgba.shape[:2]) == 1
     interior = inside.copy()
     interior[1:, :] &= inside[:-1, :]
